@@ -1,0 +1,1 @@
+"""Image I/O: references, daemonless sources, streaming layer walk, deterministic writer."""
