@@ -1,0 +1,195 @@
+"""The HTTP API of DESIGN.md ("Serving API"), on the standard library's ThreadingHTTPServer.
+
+One thread per connection parses and validates requests; a semaphore lets at most
+``workers`` inferences run at once, each using ``intra_op_threads`` onnxruntime threads
+(numbers behind the defaults: benchmarks/build/report.md).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .model import Classifier
+from .settings import Settings
+
+ROUTES: dict[str, tuple[str, ...]] = {
+    "/predict": ("POST",),
+    "/health": ("GET",),
+    "/metadata": ("GET",),
+}
+
+
+class RequestError(Exception):
+    """A client error that becomes a JSON ``{"error": ...}`` response."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_texts(body: bytes, settings: Settings) -> list[str]:
+    """Validate a /predict body: ``{"text": str}`` or ``{"texts": [str, ...]}``."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {e}") from e
+    if not isinstance(doc, dict) or ("text" in doc) == ("texts" in doc):
+        raise RequestError(HTTPStatus.BAD_REQUEST, 'expected an object with "text" or "texts"')
+    texts = [doc["text"]] if "text" in doc else doc["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, '"text" must be a string, "texts" a list of strings'
+        )
+    if not texts:
+        raise RequestError(HTTPStatus.BAD_REQUEST, '"texts" is empty')
+    if len(texts) > settings.max_batch:
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"{len(texts)} texts exceed the batch limit of {settings.max_batch}",
+        )
+    if any(len(t) > settings.max_text_chars for t in texts):
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"a text exceeds {settings.max_text_chars} characters",
+        )
+    return texts
+
+
+class App:
+    """Routes and the inference gate; the handler class only moves bytes."""
+
+    def __init__(self, classifier: Classifier, settings: Settings) -> None:
+        self.classifier = classifier
+        self.settings = settings
+        self._gate = threading.BoundedSemaphore(settings.workers)
+        info = classifier.info
+        self.metadata = {
+            "model_name": info.model_name,
+            "task": info.task,
+            "architecture": info.architecture,
+            "labels": list(info.labels),
+            "onnx_file": info.onnx_file,
+            "onnx_sha256": info.onnx_sha256,
+            "quantization": info.quantization,
+            "max_length": info.max_length,
+            "advisor_version": settings.advisor_version or info.advisor_version,
+            "limits": {"max_body_bytes": settings.max_body_bytes, "max_batch": settings.max_batch},
+        }
+
+    def predict(self, body: bytes) -> dict[str, Any]:
+        texts = parse_texts(body, self.settings)
+        with self._gate:
+            preds = self.classifier.predict(texts)
+        return {"predictions": [asdict(p) for p in preds]}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "advisor-serve"
+    app: App  # set on the subclass made by make_server
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            self._send(HTTPStatus.OK, self._route(method, path))
+        except RequestError as e:
+            self._send(e.status, {"error": e.message})
+        except Exception as e:  # the server must answer, whatever the model does
+            self.log_error("predict failed: %r", e)
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+    def _route(self, method: str, path: str) -> dict[str, Any]:
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            self._discard_body()
+            raise RequestError(HTTPStatus.NOT_FOUND, f"no route {path}")
+        if method not in allowed:
+            self._discard_body()
+            raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} not allowed on {path}")
+        if path == "/health":
+            return {"status": "ok"}
+        if path == "/metadata":
+            return self.app.metadata
+        return self.app.predict(self._read_body())
+
+    def _content_length(self) -> int:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+        try:
+            n = int(raw)
+        except ValueError as e:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "bad Content-Length") from e
+        if n < 0:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        return n
+
+    def _read_body(self) -> bytes:
+        n = self._content_length()
+        if n > self.app.settings.max_body_bytes:
+            # Never read a body we refuse; the connection cannot be reused after that.
+            self.close_connection = True
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"body of {n} bytes exceeds the limit of {self.app.settings.max_body_bytes}",
+            )
+        return self.rfile.read(n)
+
+    def _discard_body(self) -> None:
+        raw = self.headers.get("Content-Length")
+        if raw and raw.isdigit() and int(raw) <= self.app.settings.max_body_bytes:
+            self.rfile.read(int(raw))
+        elif raw:
+            self.close_connection = True
+
+    def _send(self, status: HTTPStatus, doc: dict[str, Any]) -> None:
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == HTTPStatus.METHOD_NOT_ALLOWED:
+            self.send_header("Allow", ", ".join(ROUTES.get(self.path.split("?", 1)[0], ())))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Access logs cost a syscall per request under load; errors still go to stderr.
+        return
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = False  # shutdown waits for in-flight requests
+    block_on_close = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def make_server(app: App) -> Server:
+    handler: Callable[..., BaseHTTPRequestHandler] = type("BoundHandler", (Handler,), {"app": app})
+    return Server((app.settings.host, app.settings.port), handler)

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_artifacts import make_tiny_artifacts  # tests/serve is on sys.path (rootdir conftest)
+
+    return make_tiny_artifacts(tmp_path_factory.mktemp("artifacts"))

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from advisor.serve.model import Classifier, ModelError
+from advisor.serve.server import App, Server, make_server
+from advisor.serve.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_artifacts: Path) -> Classifier:
+    return Classifier(str(tiny_artifacts), intra_op_threads=1)
+
+
+@pytest.fixture(scope="module")
+def server(classifier: Classifier) -> Iterator[Server]:
+    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=4096, max_batch=4, workers=2)
+    srv = make_server(App(classifier, settings))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def call(
+    srv: Server, method: str, path: str, body: Any = None, raw: bytes | None = None
+) -> tuple[int, Any]:
+    host, port = srv.server_address[:2]
+    conn = http.client.HTTPConnection(str(host), int(port), timeout=10)
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    doc = json.loads(resp.read())
+    conn.close()
+    return resp.status, doc
+
+
+def test_health(server: Server) -> None:
+    assert call(server, "GET", "/health") == (200, {"status": "ok"})
+
+
+def test_metadata(server: Server, tiny_artifacts: Path) -> None:
+    status, doc = call(server, "GET", "/metadata")
+    serving = json.loads((tiny_artifacts / "serving.json").read_text())
+    assert status == 200
+    assert doc["model_name"] == "tiny-bert-test"
+    assert doc["task"] == "text-classification"
+    assert doc["labels"] == ["NEGATIVE", "POSITIVE"]
+    assert doc["onnx_sha256"] == serving["onnx_sha256"]
+    assert doc["advisor_version"] == "0.1.0"
+
+
+def test_predictions_equal_in_process_onnx(server: Server, tiny_artifacts: Path) -> None:
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    texts = ["a gripping, beautiful film", "dull", "the plot makes no sense at all, really"]
+    status, doc = call(server, "POST", "/predict", {"texts": texts})
+    assert status == 200
+    tok = Tokenizer.from_file(str(tiny_artifacts / "tokenizer.json"))
+    sess = ort.InferenceSession(str(tiny_artifacts / "model.onnx"))
+    for text, pred in zip(texts, doc["predictions"], strict=True):
+        enc = tok.encode(text)
+        feeds = {
+            "input_ids": np.array([enc.ids], dtype=np.int64),
+            "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
+        }
+        logits = sess.run(None, feeds)[0][0]
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        assert pred["label"] == ["NEGATIVE", "POSITIVE"][int(np.argmax(probs))]
+        assert pred["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+        assert pred["scores"]["NEGATIVE"] == pytest.approx(float(probs[0]), abs=1e-5)
+
+
+def test_single_text_and_order(server: Server) -> None:
+    status, one = call(server, "POST", "/predict", {"text": "dull"})
+    assert status == 200 and len(one["predictions"]) == 1
+    _, many = call(server, "POST", "/predict", {"texts": ["a gripping, beautiful film", "dull"]})
+    assert many["predictions"][1]["score"] == pytest.approx(
+        one["predictions"][0]["score"], abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "status"),
+    [
+        ("POST", "/predict", b"{not json", 400),
+        ("POST", "/predict", b'{"text": 3}', 400),
+        ("POST", "/predict", b'{"texts": []}', 400),
+        ("POST", "/predict", b'{"texts": ["a", 1]}', 400),
+        ("POST", "/predict", b'{"text": "a", "texts": ["b"]}', 400),
+        ("POST", "/predict", b"[1, 2]", 400),
+        ("POST", "/predict", b'{"texts": ["a", "b", "c", "d", "e"]}', 413),
+        ("POST", "/predict", b'{"text": "' + b"x" * 5000 + b'"}', 413),
+        ("GET", "/predict", None, 405),
+        ("POST", "/health", b"{}", 405),
+        ("GET", "/nope", None, 404),
+    ],
+)
+def test_bad_requests_get_json_4xx(
+    server: Server, method: str, path: str, raw: bytes | None, status: int
+) -> None:
+    got, doc = call(server, method, path, raw=raw)
+    assert got == status
+    assert isinstance(doc["error"], str) and doc["error"]
+
+
+def test_keep_alive_after_an_error(server: Server) -> None:
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(str(host), int(port), timeout=10)
+    conn.request("POST", "/predict", body=b"{bad")
+    bad = conn.getresponse()
+    assert bad.status == 400 and json.loads(bad.read())["error"]
+    conn.request("POST", "/predict", body=b'{"text": "fine"}')
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["predictions"]
+    conn.close()
+
+
+def test_missing_artifacts_are_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="serving.json"):
+        Classifier(str(tmp_path))
+
+
+def test_unsupported_task_is_refused(tmp_path: Path, tiny_artifacts: Path) -> None:
+    for name in ("labels.json", "tokenizer.json", "model.onnx"):
+        (tmp_path / name).write_bytes((tiny_artifacts / name).read_bytes())
+    serving = json.loads((tiny_artifacts / "serving.json").read_text()) | {"task": "summarization"}
+    (tmp_path / "serving.json").write_text(json.dumps(serving))
+    with pytest.raises(ModelError, match="summarization"):
+        Classifier(str(tmp_path))
+
+
+def test_process_serves_then_stops_gracefully_on_sigterm(tiny_artifacts: Path) -> None:
+    env = os.environ | {
+        "MODEL_DIR": str(tiny_artifacts),
+        "PORT": "0",
+        "HOST": "127.0.0.1",
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advisor.serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        port = int(re.search(r":(\d+) ", line).group(1))  # type: ignore[union-attr]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/predict", body=b'{"text": "hi"}')
+        assert conn.getresponse().status == 200
+        conn.close()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 5
+        assert "stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bad_env_exits_2_with_a_message(tiny_artifacts: Path) -> None:
+    env = os.environ | {"MODEL_DIR": str(tiny_artifacts), "PORT": "nope", "PYTHONPATH": str(REPO)}
+    res = subprocess.run(
+        [sys.executable, "-m", "advisor.serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 2
+    assert "PORT" in res.stderr
