@@ -148,3 +148,13 @@ class Image:
     @property
     def compressed_size(self) -> int:
         return sum(layer.blob.size for layer in self.layers)
+
+    def close(self) -> None:
+        """Release what the source holds (open files, sockets, temporary files)."""
+        self.source.close()
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

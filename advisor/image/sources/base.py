@@ -1,0 +1,238 @@
+"""What every source offers the loader, and the file trees (directory or tar) they read from."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from advisor.errors import BadInputError
+from advisor.image.model import Descriptor
+from advisor.image.sources.verify import FileSection, open_verified, verify_bytes
+
+MAX_MANIFEST_BYTES = 8 << 20  # manifests and configs are JSON documents, never this large
+
+
+class ManifestSource(Protocol):
+    """An ``ImageSource`` that also knows where its image's manifest tree starts."""
+
+    reference: str
+
+    def root(self) -> Descriptor:
+        """The descriptor of the manifest or index the reference names."""
+        ...
+
+    def read_manifest(self, descriptor: Descriptor) -> bytes:
+        """A manifest or index (or a config) by descriptor, verified."""
+        ...
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO: ...
+
+    def close(self) -> None: ...
+
+
+def check_small(descriptor: Descriptor, what: str) -> None:
+    if descriptor.size > MAX_MANIFEST_BYTES or descriptor.size < 0:
+        raise BadInputError(
+            f"{what} {descriptor.digest} claims {descriptor.size} bytes, not a plausible JSON document",
+            hint="the image is corrupt or not an image",
+        )
+
+
+class Files(Protocol):
+    """Named files inside a layout or an archive."""
+
+    def size(self, name: str) -> int | None: ...
+
+    def open(self, name: str) -> io.RawIOBase: ...
+
+    def close(self) -> None: ...
+
+
+def read_all(files: Files, name: str, what: str) -> bytes:
+    size = files.size(name)
+    if size is None:
+        raise BadInputError(
+            f"{what}: '{name}' is missing", hint="the image is incomplete or corrupt"
+        )
+    if size > MAX_MANIFEST_BYTES:
+        raise BadInputError(f"{what}: '{name}' is {size} bytes, too large for JSON")
+    with files.open(name) as f:
+        return f.read() or b""
+
+
+class DirFiles:
+    """Files under a directory (an OCI layout on disk)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, name: str) -> Path:
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise BadInputError(f"'{name}' points outside {self.root}")
+        return path
+
+    def size(self, name: str) -> int | None:
+        path = self._path(name)
+        return path.stat().st_size if path.is_file() else None
+
+    def open(self, name: str) -> io.RawIOBase:
+        return open(self._path(name), "rb", buffering=0)
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    offset: int
+    size: int
+
+
+class TarFiles:
+    """Files inside a tar archive, read in place by offset (never extracted).
+
+    A gzip-compressed archive (``docker save | gzip``) cannot be read by offset, so it is
+    decompressed once into an anonymous temporary file that vanishes on close.
+    """
+
+    def __init__(self, source: Path | BinaryIO, what: str) -> None:
+        self._what = what
+        self._file = _open_seekable_tar(source, what)
+        self._members = _index_members(self._file, what)
+
+    @property
+    def names(self) -> Mapping[str, object]:
+        return self._members
+
+    def size(self, name: str) -> int | None:
+        member = self._members.get(_norm(name))
+        return member.size if member else None
+
+    def open(self, name: str) -> io.RawIOBase:
+        member = self._members.get(_norm(name))
+        if member is None:
+            raise BadInputError(f"{self._what}: '{name}' is missing from the archive")
+        return FileSection(self._file.fileno(), member.offset, member.size)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _norm(name: str) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    return "/".join(parts)
+
+
+def _open_seekable_tar(source: Path | BinaryIO, what: str) -> BinaryIO:
+    try:
+        f: BinaryIO = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
+    except OSError as e:
+        raise BadInputError(f"cannot open {what}: {e.strerror}", hint="check the path") from e
+    magic = f.read(2)
+    f.seek(0)
+    if magic != b"\x1f\x8b":
+        return f
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - owned by TarFiles, closed in close()
+    try:
+        with gzip.GzipFile(fileobj=f) as gz:
+            shutil.copyfileobj(gz, spool, 1 << 20)
+    except (OSError, EOFError) as e:
+        spool.close()
+        raise BadInputError(f"{what} is a corrupt gzip file: {e}") from e
+    finally:
+        f.close()
+    spool.seek(0)
+    return spool
+
+
+def _index_members(f: BinaryIO, what: str) -> dict[str, _Member]:
+    try:
+        with tarfile.open(fileobj=f, mode="r:") as tar:
+            infos = tar.getmembers()
+    except tarfile.TarError as e:
+        f.close()
+        raise BadInputError(f"{what} is not a readable tar archive: {e}") from e
+    by_name = {_norm(i.name): i for i in infos}
+    members: dict[str, _Member] = {}
+    for name, info in by_name.items():
+        target = _resolve_link(info, by_name)
+        if target is not None:
+            members[name] = _Member(target.offset_data, target.size)
+    return members
+
+
+def _resolve_link(
+    info: tarfile.TarInfo, by_name: Mapping[str, tarfile.TarInfo]
+) -> tarfile.TarInfo | None:
+    # old `docker save` stores a layer shared by two images once and symlinks the other
+    for _ in range(16):
+        if info.isfile():
+            return info
+        if info.issym():
+            base = os.path.dirname(_norm(info.name))
+            target = by_name.get(_norm(os.path.normpath(os.path.join(base, info.linkname))))
+        elif info.islnk():
+            target = by_name.get(_norm(info.linkname))
+        else:
+            return None
+        if target is None:
+            return None
+        info = target
+    return None
+
+
+class FilesSource:
+    """Blob access shared by the layout and archive sources: by digest, verified."""
+
+    def __init__(self, files: Files, reference: str, what: str) -> None:
+        self.files = files
+        self.reference = reference
+        self.what = what
+        self.synthetic: dict[str, bytes] = {}  # manifests advisor derived, by digest
+        self.blob_paths: dict[str, str] = {}  # digest -> file name, when not blobs/ALG/HEX
+
+    def blob_name(self, digest: str) -> str:
+        if digest in self.blob_paths:
+            return self.blob_paths[digest]
+        algorithm, _, hexpart = digest.partition(":")
+        return f"blobs/{algorithm}/{hexpart}"
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+        from advisor.image.sources.verify import split_digest
+
+        split_digest(descriptor.digest)
+        if descriptor.digest in self.synthetic:
+            raw: io.RawIOBase = io.BytesIO(self.synthetic[descriptor.digest])  # type: ignore[assignment]
+            return open_verified(raw, descriptor, f"blob {descriptor.digest}")
+        name = self.blob_name(descriptor.digest)
+        size = self.files.size(name)
+        if size is None:
+            raise BadInputError(
+                f"blob {descriptor.digest} is missing from {self.what}",
+                hint="the image is incomplete; copy it again",
+            )
+        if size != descriptor.size:
+            raise BadInputError(
+                f"blob {descriptor.digest} in {self.what} is {size} bytes, its descriptor says {descriptor.size}",
+                hint="the image is corrupt or was tampered with; fetch or rebuild it",
+            )
+        return open_verified(self.files.open(name), descriptor, f"blob {descriptor.digest}")
+
+    def read_manifest(self, descriptor: Descriptor) -> bytes:
+        check_small(descriptor, "manifest")
+        if descriptor.digest in self.synthetic:
+            return verify_bytes(self.synthetic[descriptor.digest], descriptor, "manifest")
+        with self.open_blob(descriptor) as f:
+            return f.read()
+
+    def close(self) -> None:
+        self.files.close()
