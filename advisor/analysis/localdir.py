@@ -75,6 +75,16 @@ def layer_from_directory(root: Path, prefix: str = "", index: int = 0,
     return tree
 
 
+def _keep_bytes(tree: LayerTree, entry: Entry, data: bytes, capture: CaptureFn) -> None:
+    def head(n: int) -> bytes:
+        return data[:n]
+
+    def tail(n: int) -> bytes:
+        return data[len(data) - n:]
+
+    _keep(tree, entry, head, tail, capture)
+
+
 FileSpec = bytes | str | int | Entry
 
 
@@ -97,5 +107,5 @@ def layer_from_files(files: Mapping[str, FileSpec], index: int = 0,
         entry, data = _spec_entry(path, spec)
         tree.entries[path] = entry
         if data is not None:
-            _keep(tree, entry, lambda n, d=data: d[:n], lambda n, d=data: d[-n:], capture)
+            _keep_bytes(tree, entry, data, capture)
     return tree
