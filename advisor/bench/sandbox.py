@@ -1,0 +1,253 @@
+"""Where one side of the benchmark runs: the host's own Python (model vs model), or an
+unpacked image root filesystem entered with ``unshare`` (its own Python, its own packages).
+
+Probes are long-lived children that speak JSON lines (``probes/_protocol.py``); servers are
+children we reach over loopback. Both keep their stderr in a file so a failure can show its
+last lines as the error's hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from advisor.bench.probes import PROBE_FILES, PROBES_DIR
+from advisor.errors import BuildError
+
+_UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--mount-proc")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """An execution environment: ``rootfs=None`` means the host itself.
+
+    ``env`` is the image config's environment (``KEY=VALUE`` already split), ``command`` its
+    entrypoint + cmd, ``workdir`` its working directory; ``python`` the interpreter to run
+    probes with inside it.
+    """
+
+    name: str
+    rootfs: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    workdir: str = "/"
+    python: str = "python3"
+
+    def argv(self, inner: Sequence[str]) -> list[str]:
+        """The host command line that runs ``inner`` inside this sandbox."""
+        if self.rootfs is None:
+            return list(inner)
+        return [*_UNSHARE, f"--root={self.rootfs}", f"--wd={self.workdir or '/'}", *inner]
+
+    def host_path(self, inner: str) -> Path:
+        """Where a path of the sandbox lives on the host."""
+        return Path(inner) if self.rootfs is None else self.rootfs / inner.lstrip("/")
+
+    def process_env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        base: dict[str, str] = dict(os.environ) if self.rootfs is None else {}
+        base.update(self.env)
+        base.setdefault("PATH", _DEFAULT_PATH)
+        base.update(extra)
+        return base
+
+    def stage_probes(self, workdir: Path) -> str:
+        """Copy the probe scripts where the sandbox sees them; return that directory (inner)."""
+        if self.rootfs is None:
+            dest = workdir / f"probes-{self.name}"
+            inner = str(dest)
+        else:
+            inner = f"/tmp/advisor-bench-{os.getpid()}"
+            dest = self.host_path(inner)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in PROBE_FILES:
+            shutil.copy(PROBES_DIR / name, dest / name)
+        return inner
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (bind port 0, as the kernel picks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class _Child:
+    """A child process with its stderr in a temporary file and a clean, bounded stop."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], what: str, pipes: bool) -> None:
+        self.what = what
+        self.started_at = time.time()
+        fd, name = tempfile.mkstemp(prefix="advisor-bench-", suffix=".log")
+        self.log_path = Path(name)
+        self._log = os.fdopen(fd, "wb")
+        pipe = subprocess.PIPE if pipes else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                stdin=pipe,
+                stdout=pipe,
+                stderr=self._log,
+                text=pipes,
+                start_new_session=True,
+            )
+        except OSError as e:
+            self._log.close()
+            raise BuildError(f"cannot start {what}: {e}", hint=f"command: {' '.join(argv)}") from e
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def last_output(self) -> str:
+        return _tail(self.log_path)
+
+    def failure(self, message: str) -> BuildError:
+        output = self.last_output()
+        hint = (
+            f"last output of {self.what}:\n{output}" if output else f"{self.what} printed nothing"
+        )
+        return BuildError(message, hint=hint)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=grace_s)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                _kill_group(self.proc)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        self._log.close()
+        self.log_path.unlink(missing_ok=True)
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+class ProbeProcess(_Child):
+    """A running probe: wait for its ``ready`` event, then send requests one at a time."""
+
+    def __init__(
+        self, sandbox: Sandbox, script: str, config_path: str, extra_env: Mapping[str, str]
+    ) -> None:
+        env = sandbox.process_env({"ADVISOR_BENCH_T0": repr(time.time()), **extra_env})
+        argv = sandbox.argv([sandbox.python, "-u", script, config_path])
+        super().__init__(argv, env, f"the {sandbox.name} probe", pipes=True)
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
+        self.ready: dict[str, Any] = {}
+
+    def _pump(self, stream: IO[str] | None) -> None:
+        if stream is not None:
+            for line in stream:
+                self._lines.put(line)
+        self._lines.put(None)
+
+    def _receive(self, timeout_s: float, what: str) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            raise self.failure(
+                f"{self.what} did not answer {what} within {timeout_s:.0f} s"
+            ) from None
+        if line is None:
+            raise self.failure(f"{self.what} exited (code {self.proc.wait()}) during {what}")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise BuildError(f"{self.what} failed during {what}", hint=str(reply["error"])[-2000:])
+        return reply
+
+    def wait_ready(self, timeout_s: float) -> dict[str, Any]:
+        self.ready = self._receive(timeout_s, "model loading")
+        return self.ready
+
+    def request(self, op: str, timeout_s: float = 600.0, **fields: Any) -> dict[str, Any]:
+        if self.proc.stdin is None or self.proc.poll() is not None:
+            raise self.failure(f"{self.what} is not running")
+        self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+        self.proc.stdin.flush()
+        return self._receive(timeout_s, f"'{op}'")
+
+    def close(self) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write('{"op": "exit"}\n')
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.stop()
+
+
+class ServerProcess(_Child):
+    """The slim image's own entrypoint, serving on a loopback port."""
+
+    def __init__(self, sandbox: Sandbox, port: int) -> None:
+        if not sandbox.command:
+            raise BuildError(
+                f"the {sandbox.name} image has no entrypoint or cmd to start",
+                hint="the slim image must run its server as its entrypoint (DESIGN.md)",
+            )
+        env = sandbox.process_env({"PORT": str(port), "HOST": "127.0.0.1"})
+        super().__init__(
+            sandbox.argv(sandbox.command), env, f"the {sandbox.name} server", pipes=False
+        )
+        self.url = f"http://127.0.0.1:{port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def peak_rss_bytes(self) -> int:
+        """The largest VmHWM among the server's processes (unshare forks the real server)."""
+        return max((_vm_hwm(pid) for pid in _descendants(self.pid)), default=0)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        todo.extend(int(c) for c in children)
+    return found
+
+
+def _vm_hwm(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0

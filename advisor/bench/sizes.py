@@ -1,0 +1,100 @@
+"""Image sizes as a user pays for them: bytes on disk, bytes to pull, per layer and per area."""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from advisor.analysis.filetree import FileInfo, FileTree, LayerTree
+from advisor.bench.model import ImageSizes, LayerSize
+from advisor.image.model import EntryKind, Image
+
+WEIGHT_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".onnx",
+    ".onnx.data",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".h5",
+    ".msgpack",
+)
+_TOP_AREAS = 12
+
+
+def _created_by(image: Image) -> list[str]:
+    """``created_by`` of each non-empty layer, in order (empty history entries skipped)."""
+    lines = [h.created_by for h in image.config.history if not h.empty_layer]
+    return lines + [""] * (len(image.layers) - len(lines))
+
+
+def _file_count(entries: Iterable[FileInfo]) -> int:
+    return sum(1 for e in entries if e.kind is EntryKind.FILE)
+
+
+def area_of(path: str) -> str:
+    """The area a file is billed to: a Python package, model weights, or its top directory."""
+    if path.endswith(WEIGHT_SUFFIXES) and "site-packages/" not in path:
+        return "model weights"
+    parts = path.split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            i = parts.index(marker)
+            if i + 1 < len(parts) - 1:
+                return f"python: {parts[i + 1].split('-')[0]}"
+            return "python: (top-level files)"
+    top = parts[0] if len(parts) > 1 else "(root files)"
+    second = parts[1] if len(parts) > 2 and top in ("usr", "opt", "var") else ""
+    return "/" + posixpath.join(top, second) if second else "/" + top
+
+
+def categories(tree: FileTree) -> dict[str, int]:
+    """Bytes per area, the largest first, the tail folded into ``other``."""
+    totals: Counter[str] = Counter()
+    for info in tree:
+        if info.kind is EntryKind.FILE:
+            totals[area_of(info.path)] += info.size
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    head, tail = ranked[:_TOP_AREAS], ranked[_TOP_AREAS:]
+    out = dict(head)
+    if tail:
+        out["other"] = out.get("other", 0) + sum(v for _, v in tail)
+    return out
+
+
+def image_sizes(image: Image, trees: Sequence[LayerTree]) -> ImageSizes:
+    """Sizes of ``image`` from its layer trees (one streaming pass each, nothing extracted)."""
+    merged = FileTree.merge(trees)
+    created = _created_by(image)
+    layers = tuple(
+        LayerSize(
+            index=layer.index,
+            digest=layer.blob.digest,
+            size_bytes=tree.size,
+            compressed_size_bytes=layer.blob.size,
+            files=sum(1 for e in tree.entries.values() if e.kind is EntryKind.FILE),
+            created_by=created[i],
+        )
+        for i, (layer, tree) in enumerate(zip(image.layers, trees, strict=True))
+    )
+    return ImageSizes(
+        reference=image.reference,
+        digest=image.digest,
+        size_bytes=merged.total_size,
+        layers_size_bytes=sum(layer.size_bytes for layer in layers),
+        compressed_size_bytes=image.compressed_size,
+        file_count=_file_count(merged),
+        layers=layers,
+        categories=categories(merged),
+    )
+
+
+def measure_sizes(reference: str, *, insecure: bool = False) -> ImageSizes:
+    """Open ``reference`` with advisor's own readers and size it."""
+    from advisor.image.loader import open_image
+    from advisor.image.walk import read_layers
+
+    with open_image(reference, insecure=insecure) as image:
+        return image_sizes(image, read_layers(image))
