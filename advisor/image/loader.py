@@ -134,9 +134,15 @@ def parse_index(body: bytes, reference: str) -> list[Descriptor]:
 
 
 def select_platform(entries: Sequence[Descriptor], wanted: Platform, reference: str) -> Descriptor:
-    """The first entry for ``wanted`` (attestations, platform unknown/unknown, never match)."""
+    """The first entry for ``wanted``, else a nested index to descend into.
+
+    Attestation entries (platform ``unknown/unknown``) never match.
+    """
     for entry in entries:
         if entry.platform is not None and platform_matches(wanted, entry.platform):
+            return entry
+    for entry in entries:  # a nested index without a platform of its own: look inside
+        if entry.platform is None and entry.media_type in INDEX_TYPES:
             return entry
     offered = sorted(
         {str(e.platform) for e in entries if e.platform and e.platform.os != "unknown"}
