@@ -1,0 +1,231 @@
+"""An offline stand-in for ``python:3.11-slim``: Debian bookworm + python3 via mmdebstrap.
+
+``ensure_debian_base(variant)`` builds (once, then from the cache under
+``${ADVISOR_CACHE:-~/.cache/advisor}/bases/<key>``) an OCI layout holding one layer:
+- ``full``: ``mmdebstrap --variant=minbase --include=python3 bookworm`` as is;
+- ``slim``: the same tree keeping only the Debian packages that Python 3 and the wheels'
+  native code load (the dependency closure of ``python3.11`` plus ``libstdc++6`` and
+  ``libgcc-s1``), without apt, dpkg, a shell, docs, man pages or locales.
+The cache key covers the suite, the package list, the apt sources and this module's recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from advisor.errors import BuildError, MissingDependencyError
+from advisor.image.tarball import FileSpec, spec_from_dir
+from advisor.image.writer import write_image
+
+SUITE = "bookworm"
+INCLUDE = ("python3",)
+SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+RECIPE_VERSION = "2"
+TAG = "bookworm-python3"
+SLIM_ROOT_PACKAGES = (
+    "python3.11",
+    "python3.11-minimal",
+    "libpython3.11-stdlib",
+    "libstdc++6",
+    "libgcc-s1",
+)
+SLIM_DROP_DIRS = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "usr/share/common-licenses",
+    "var/lib/apt",
+    "var/lib/dpkg",
+    "var/cache",
+    "var/log",
+)
+SLIM_DROP_PATHS = ("bin/sh", "usr/bin/sh")
+
+
+@dataclass(frozen=True, slots=True)
+class BaseImage:
+    reference: str  # oci:DIR:TAG
+    layout: Path
+    size_bytes: int  # regular-file bytes in the root filesystem
+    files: int
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ADVISOR_CACHE") or Path.home() / ".cache" / "advisor")
+
+
+def base_key(sources: bytes) -> str:
+    h = hashlib.sha256()
+    for part in (SUITE, ",".join(INCLUDE), RECIPE_VERSION, ",".join(SLIM_ROOT_PACKAGES)):
+        h.update(part.encode() + b"\0")
+    h.update(sources)
+    return h.hexdigest()[:16]
+
+
+def ensure_debian_base(variant: str = "full", cache: Path | None = None) -> BaseImage:
+    """The cached base layout for ``variant`` ("full" or "slim"), building it when absent."""
+    if variant not in ("full", "slim"):
+        raise BuildError(f"unknown base variant {variant!r}", hint="use full or slim")
+    sources = _sources()
+    root = (cache or cache_root()) / "bases" / f"debian-{SUITE}-{base_key(sources)}"
+    layout = root / variant
+    if not (layout / "index.json").exists():
+        rootfs = _ensure_rootfs(root, sources)
+        _drop_device_nodes(rootfs)
+        spec: dict[str, bytes | FileSpec] = dict(spec_from_dir(rootfs, keep_owner=True))
+        if variant == "slim":
+            spec = slim_spec(spec, rootfs)
+        _write_base(layout, spec)
+        size = sum(
+            f.source.stat().st_size
+            for f in spec.values()
+            if isinstance(f, FileSpec) and f.source and not f.hardlink
+        )
+        (layout / f".size-{variant}").write_text(f"{size} {len(spec)}\n")
+    return _describe(layout, root / "rootfs", variant)
+
+
+def _sources() -> bytes:
+    if not SOURCES.exists():
+        raise BuildError(
+            f"no apt sources at {SOURCES}", hint="this recipe needs a Debian host with apt sources"
+        )
+    return SOURCES.read_bytes()
+
+
+def _ensure_rootfs(root: Path, sources: bytes) -> Path:
+    rootfs = root / "rootfs"
+    if (rootfs / "usr/bin/python3").exists() or (rootfs / "usr/bin/python3").is_symlink():
+        return rootfs
+    if shutil.which("mmdebstrap") is None:
+        raise MissingDependencyError("mmdebstrap (apt-get install mmdebstrap)", "dev")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".rootfs-", dir=root))
+    src = root / "sources.list"
+    src.write_bytes(sources)
+    cmd = [
+        "mmdebstrap", "--quiet", "--mode=root", "--variant=minbase", "--skip=output/dev",
+        f"--include={','.join(INCLUDE)}", SUITE, str(tmp), str(SOURCES),
+    ]  # fmt: skip
+    env = os.environ | {"SOURCE_DATE_EPOCH": "0"}
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=900)
+    except subprocess.CalledProcessError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tail = (e.stderr or "").strip().splitlines()[-3:]
+        raise BuildError(
+            f"mmdebstrap failed: {' | '.join(tail)}", hint="check the apt mirror is reachable"
+        ) from e
+    os.replace(tmp, rootfs)
+    return rootfs
+
+
+def _drop_device_nodes(rootfs: Path) -> None:
+    """A container runtime provides /dev; an image layer never carries device nodes."""
+    for node in sorted((rootfs / "dev").iterdir()):
+        if not (node.is_symlink() or node.is_dir() or node.is_file()):
+            node.unlink()
+        elif node.is_dir() and not node.is_symlink() and node.name != "pts" and node.name != "shm":
+            shutil.rmtree(node)
+
+
+def _write_base(layout: Path, spec: Mapping[str, bytes | FileSpec]) -> None:
+    config = {
+        "architecture": _dpkg_arch_to_oci(),
+        "os": "linux",
+        "config": {
+            "Env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C.UTF-8",
+            ],
+            "Cmd": ["/usr/bin/python3"],
+        },
+        "history": [
+            {"created_by": f"mmdebstrap --variant=minbase --include={','.join(INCLUDE)} {SUITE}"}
+        ],
+    }
+    write_image(f"oci:{layout}:{TAG}", [spec], config)
+
+
+def _dpkg_arch_to_oci() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _describe(layout: Path, rootfs: Path, variant: str) -> BaseImage:
+    size = files = 0
+    marker = layout / f".size-{variant}"
+    if marker.exists():
+        size, files = (int(x) for x in marker.read_text().split())
+    return BaseImage(f"oci:{layout}:{TAG}", layout, size, files)
+
+
+# -- the slim variant --------------------------------------------------------------------
+
+
+def slim_spec(spec: Mapping[str, bytes | FileSpec], rootfs: Path) -> dict[str, bytes | FileSpec]:
+    """Drop the files of every package outside the runtime closure, and the package tools."""
+    status = (rootfs / "var/lib/dpkg/status").read_text()
+    keep = dependency_closure(parse_status(status), SLIM_ROOT_PACKAGES)
+    drop: set[str] = set(SLIM_DROP_PATHS)
+    for lst in sorted((rootfs / "var/lib/dpkg/info").glob("*.list")):
+        if lst.stem.split(":", 1)[0] not in keep:
+            drop.update(_in_tree(p, rootfs) for p in lst.read_text().splitlines())
+    out = {}
+    for path, entry in spec.items():
+        if path in drop and not (isinstance(entry, FileSpec) and entry.dir):
+            continue
+        if any(path == d or path.startswith(d + "/") for d in SLIM_DROP_DIRS):
+            continue
+        out[path] = entry
+    return out
+
+
+def _in_tree(listed: str, rootfs: Path) -> str:
+    """A path from a dpkg .list in the tree's spelling (merged /usr: /bin/x is usr/bin/x)."""
+    parent, name = os.path.split(listed.strip("/"))
+    real_parent = os.path.realpath(rootfs / parent) if parent else str(rootfs)
+    rel = os.path.relpath(real_parent, rootfs)
+    return name if rel == "." else f"{rel}/{name}"
+
+
+def parse_status(status: str) -> dict[str, list[str]]:
+    """Installed package -> the package names it (pre-)depends on (first alternative)."""
+    deps: dict[str, list[str]] = {}
+    for stanza in status.split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            if line and not line[0].isspace() and ":" in line:
+                key, value = line.split(":", 1)
+                fields[key] = value.strip()
+        if "Package" in fields and "installed" in fields.get("Status", ""):
+            rels = ", ".join(v for k, v in fields.items() if k in ("Depends", "Pre-Depends"))
+            deps[fields["Package"]] = [_first_name(r) for r in rels.split(",") if r.strip()]
+    return deps
+
+
+def _first_name(relation: str) -> str:
+    first = relation.split("|", 1)[0].strip()
+    return re.split(r"[\s(:]", first, maxsplit=1)[0]
+
+
+def dependency_closure(deps: Mapping[str, list[str]], roots: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = [r for r in roots if r in deps]
+    while todo:
+        pkg = todo.pop()
+        if pkg in seen:
+            continue
+        seen.add(pkg)
+        todo.extend(d for d in deps.get(pkg, []) if d in deps and d not in seen)
+    return seen
