@@ -1,0 +1,70 @@
+"""Model weights kept twice: several formats of one model, identical copies, stale caches."""
+
+from __future__ import annotations
+
+from advisor.analysis.context import Context
+from advisor.analysis.models import HF_CACHE_MARK, copy_groups, format_sets, stale_hf_blobs
+from advisor.rules.base import Finding, Rule, Severity, human
+
+FORMAT_PREFERENCE = ("safetensors", "onnx", "pytorch", "tensorflow", "flax")
+
+
+class DuplicateFormats(Rule):
+    id = "model-duplicate-formats"
+    severity = Severity.MEDIUM
+    title = "one model saved in several weight formats"
+    category = "models"
+    recommendation = "dedupe-models"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        serve_onnx = "onnxruntime" in ctx.dists and "torch" not in ctx.dists
+        order = ("onnx", *[f for f in FORMAT_PREFERENCE if f != "onnx"]) if serve_onnx else FORMAT_PREFERENCE
+        out = []
+        for fs in format_sets(ctx.tree):
+            keep = next(f for f in order if f in fs.formats)
+            frees = {}
+            for fmt, files in fs.formats.items():
+                if fmt != keep:
+                    for p in files:
+                        info = ctx.tree.get(p)
+                        frees[p] = info.size if info is not None else 0
+            drop = sorted(f for f in fs.formats if f != keep)
+            total = sum(frees.values())
+            out.append(self.finding(total, list(frees), f"/{fs.folder} holds the model as {', '.join(sorted(fs.formats))}: "
+                                    f"keep {keep}, drop {', '.join(drop)} ({human(total)})", frees,
+                                    data={"folder": fs.folder, "keep": keep, "drop": drop}))
+        return out
+
+
+class DuplicateCopies(Rule):
+    id = "model-duplicate-copies"
+    severity = Severity.MEDIUM
+    title = "identical weight files at several paths"
+    category = "models"
+    recommendation = "dedupe-models"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        out = []
+        for g in copy_groups(ctx.tree):
+            extra = g.paths[1:]
+            frees = dict.fromkeys(extra, g.size)
+            cached = [p for p in extra if HF_CACHE_MARK in p]
+            note = " (a Hugging Face hub cache next to a copied model)" if cached else ""
+            out.append(self.finding(sum(frees.values()), list(g.paths),
+                                    f"{len(g.paths)} identical copies of {human(g.size)}: keep /{g.paths[0]}{note}", frees))
+        return out
+
+
+class StaleHfCache(Rule):
+    id = "model-hf-cache-stale"
+    severity = Severity.LOW
+    title = "Hugging Face hub cache blobs no snapshot uses"
+    category = "models"
+    recommendation = "dedupe-models"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        out = []
+        for s in stale_hf_blobs(ctx.tree):
+            frees = {p: (ctx.tree.get(p).size if ctx.tree.get(p) else 0) for p in s.paths}  # type: ignore[union-attr]
+            out.append(self.finding(s.size_bytes, list(s.paths), f"{len(s.paths)} stale blob(s) in /{s.repo}: {human(s.size_bytes)}", frees))
+        return out

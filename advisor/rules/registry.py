@@ -1,0 +1,41 @@
+"""Every rule advisor knows, in evaluation order. Ids are stable: users gate on them."""
+
+from __future__ import annotations
+
+from advisor.rules.base import Rule
+from advisor.rules.leftovers import (
+    AptArchives,
+    AptLists,
+    Bytecode,
+    GitDir,
+    Headers,
+    Notebooks,
+    PipCache,
+    SiteTests,
+    StaticLibs,
+    Unstripped,
+)
+from advisor.rules.ml import CudaTorch, DevTools, OnnxExport
+from advisor.rules.models import DuplicateCopies, DuplicateFormats, StaleHfCache
+from advisor.rules.system import (
+    AptNoCleanup,
+    CopyContext,
+    FullBase,
+    HiddenBytes,
+    NoMultiStage,
+    PipNoCacheDir,
+)
+
+ALL_RULES: tuple[Rule, ...] = (
+    OnnxExport(), CudaTorch(), DevTools(),
+    PipCache(), AptLists(), AptArchives(), PipNoCacheDir(), AptNoCleanup(),
+    DuplicateFormats(), DuplicateCopies(), StaleHfCache(),
+    FullBase(), NoMultiStage(),
+    GitDir(), Notebooks(), CopyContext(),
+    HiddenBytes(),
+    SiteTests(), StaticLibs(), Headers(), Bytecode(), Unstripped(),
+)
+
+
+def rule_by_id(rule_id: str) -> Rule | None:
+    return next((r for r in ALL_RULES if r.id == rule_id), None)

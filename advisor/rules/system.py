@@ -1,0 +1,167 @@
+"""Layers, base image and the Dockerfile behind them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from advisor.analysis.context import Context
+from advisor.analysis.dockerfile import apt_without_cleanup, copies_context, pip_without_no_cache
+from advisor.analysis.oslayer import build_packages
+from advisor.rules.base import Finding, Rule, Severity, human, top_paths
+
+COMPILER_PACKAGES = ("gcc", "g++", "build-essential", "clang", "cpp")
+
+
+class HiddenBytes(Rule):
+    id = "layer-hidden-bytes"
+    severity = Severity.MEDIUM
+    title = "bytes shipped by a layer and deleted or overwritten by a later one"
+    category = "layers"
+    recommendation = "squash-layers"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        by_layer: dict[int, dict[str, int]] = defaultdict(dict)
+        how: dict[int, set[str]] = defaultdict(set)
+        for h in ctx.hidden:
+            by_layer[h.layer][f"layer{h.layer}:{h.path}"] = h.size
+            how[h.layer].add(f"{h.how} by layer {h.by_layer}")
+        out = []
+        for layer, fr in sorted(by_layer.items()):
+            total = sum(fr.values())
+            paths = [p.split(":", 1)[1] for p in top_paths(fr)]
+            out.append(self.finding(total, paths, f"layer {layer} ships {human(total)} in {len(fr)} files "
+                                    f"{', '.join(sorted(how[layer]))}: invisible, still pulled", fr,
+                                    hidden_bytes=total, data={"layer": layer}))
+        return out
+
+
+class FullBase(Rule):
+    id = "os-full-base"
+    severity = Severity.MEDIUM
+    title = "a full OS base (compilers, headers, perl, git) where a slim one serves"
+    category = "os"
+    recommendation = "slim-base"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        pkgs = build_packages(ctx.dpkg)
+        if len(pkgs) < 3:
+            return []
+        frees: dict[str, int] = {}
+        for p in pkgs:
+            for path in p.files:
+                info = ctx.tree.get(path)
+                frees[path] = info.size if info is not None else 0
+        total = sum(frees.values())
+        names = ", ".join(p.name for p in pkgs[:12]) + (" ..." if len(pkgs) > 12 else "")
+        os_name = ctx.os_info.pretty_name or ctx.os_info.id or "the base"
+        return [self.finding(total, [f"var/lib/dpkg/info/{p.name}.list" for p in pkgs[:30]],
+                             f"{os_name} carries {len(pkgs)} build/dev packages a slim base leaves out "
+                             f"({names}): {human(total)}", frees,
+                             data={"packages": [p.name for p in pkgs], "os": ctx.os_info.id,
+                                   "os_version": ctx.os_info.version_id})]
+
+
+class PipNoCacheDir(Rule):
+    id = "dockerfile-pip-cache"
+    severity = Severity.LOW
+    title = "RUN pip install without --no-cache-dir"
+    category = "caches"
+    recommendation = "clean-caches"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        out = []
+        for step in ctx.steps:
+            if step.instruction != "RUN" or not pip_without_no_cache(step.arguments, ctx.facts.env):
+                continue
+            frees = _layer_cache_files(ctx, step.layer, ("/.cache/pip/",))
+            total = sum(frees.values())
+            out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
+                                    f"step {step.index}: `{step.line[:120]}` keeps pip's cache ({human(total)} in layer {step.layer})",
+                                    frees, data={"step": step.index, "layer": step.layer}))
+        return out
+
+
+class AptNoCleanup(Rule):
+    id = "dockerfile-apt-no-cleanup"
+    severity = Severity.LOW
+    title = "RUN apt-get install without removing /var/lib/apt/lists in the same RUN"
+    category = "caches"
+    recommendation = "clean-caches"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        out = []
+        for step in ctx.steps:
+            if step.instruction != "RUN" or not apt_without_cleanup(step.arguments):
+                continue
+            frees = _layer_cache_files(ctx, step.layer, ("var/lib/apt/lists/", "var/cache/apt/"))
+            total = sum(frees.values())
+            out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
+                                    f"step {step.index}: `{step.line[:120]}` leaves apt lists/caches ({human(total)} in layer {step.layer})",
+                                    frees, data={"step": step.index, "layer": step.layer}))
+        return out
+
+
+def _layer_cache_files(ctx: Context, layer: int | None, markers: tuple[str, ...]) -> dict[str, int]:
+    """Files of ``layer`` matching ``markers`` that are still in the merged tree."""
+    tree = ctx.layer_tree(layer) if layer is not None else None
+    if tree is None:
+        return {}
+    out = {}
+    for path, entry in tree.entries.items():
+        merged = ctx.tree.get(path)
+        if entry.size and merged is not None and merged.layer == layer and any(m in "/" + path for m in markers):
+            out[path] = entry.size
+    return out
+
+
+JUNK_MARKERS = ("/.git/", ".ipynb", "/__pycache__/", "/.ipynb_checkpoints/", "/.venv/", "/.pytest_cache/",
+                "/.mypy_cache/", "/node_modules/", ".env", "/tests/", "/data/")
+
+
+class CopyContext(Rule):
+    id = "dockerfile-copy-context"
+    severity = Severity.LOW
+    title = "COPY . . without a .dockerignore: repository junk in the image"
+    category = "app"
+    recommendation = "dockerignore"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        out = []
+        for step in ctx.steps:
+            tree = ctx.layer_tree(step.layer) if step.layer is not None else None
+            if tree is None or not copies_context(step):
+                continue
+            frees = {}
+            for path, entry in tree.entries.items():
+                merged = ctx.tree.get(path)
+                if entry.size and merged is not None and merged.layer == step.layer and any(m in "/" + path + "/" for m in JUNK_MARKERS):
+                    frees[path] = entry.size
+            if frees:
+                total = sum(frees.values())
+                out.append(self.finding(total, top_paths(frees, 20), f"step {step.index}: `{step.line[:80]}` copied "
+                                        f"{len(frees)} files a .dockerignore would skip ({human(total)})", frees,
+                                        data={"step": step.index, "layer": step.layer}))
+        return out
+
+
+class NoMultiStage(Rule):
+    id = "dockerfile-no-multistage"
+    severity = Severity.MEDIUM
+    title = "compilers in the final image: no multi-stage build"
+    category = "os"
+    recommendation = "slim-base"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        compilers = sorted(n for n in ctx.dpkg if n in COMPILER_PACKAGES or (n.startswith(("gcc-", "g++-", "cpp-")) and n.split("-")[-1].isdigit()))
+        if not compilers:
+            return []
+        frees: dict[str, int] = {}
+        for n in compilers:
+            for path in ctx.dpkg[n].files:
+                info = ctx.tree.get(path)
+                frees[path] = info.size if info is not None else 0
+        total = sum(frees.values())
+        return [self.finding(total, [f"var/lib/dpkg/info/{n}.list" for n in compilers],
+                             f"compilers installed in the final image ({', '.join(compilers)}: {human(total)}): "
+                             "build wheels in a builder stage and copy only the results", frees,
+                             data={"packages": compilers})]
