@@ -1,0 +1,6 @@
+"""placeholder"""
+from __future__ import annotations
+
+ModelLocation = object
+def find_models_in_image(image): ...
+def materialize_model_from_image(image, path, dest): ...

@@ -1,0 +1,82 @@
+"""Graph fusion (onnxruntime.transformers optimizer) and int8 dynamic quantisation.
+
+Fusion needs the head count and hidden size from config.json: with ``num_heads=0`` the
+optimizer must guess them from the graph, fails on these exports and silently leaves
+attention unfused. Quantisation runs on the fused model and needs
+``DefaultTensorType=FLOAT`` there, or it stops at "Unable to find data type for weight_name".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import ExportError, MissingDependencyError
+
+# A protobuf cannot pass 2 GiB; write weights to ``NAME.data`` well before that.
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+
+def heads_and_hidden(config: Mapping[str, Any]) -> tuple[int, int]:
+    heads = config.get("num_attention_heads", config.get("n_heads"))
+    hidden = config.get("hidden_size", config.get("dim"))
+    if not isinstance(heads, int) or not isinstance(hidden, int):
+        raise ExportError("config.json names no attention head count or hidden size",
+                          hint="re-run with --no-optimize to skip graph fusion")
+    return heads, hidden
+
+
+def fuse(src: Path, dest: Path, config: Mapping[str, Any], model_type: str) -> dict[str, int]:
+    """Write the fused model to ``dest``; return the non-zero fused operator counts."""
+    try:
+        from onnxruntime.transformers import optimizer
+    except ImportError as e:
+        raise MissingDependencyError("onnxruntime", "export") from e
+    heads, hidden = heads_and_hidden(config)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the optimizer logs per-node warnings at import and run
+    try:
+        opt = optimizer.optimize_model(str(src), model_type=model_type, num_heads=heads,
+                                       hidden_size=hidden, opt_level=0)
+        stats = {k: int(v) for k, v in opt.get_fused_operator_statistics().items() if v}
+        opt.save_model_to_file(str(dest), use_external_data_format=_needs_external(opt.model))
+    except (ValueError, RuntimeError, AssertionError, KeyError) as e:
+        raise ExportError(f"graph fusion failed: {e}",
+                          hint="re-run with --no-optimize to export without fusion") from e
+    finally:
+        logging.disable(previous)
+    return dict(sorted(stats.items()))
+
+
+def _needs_external(model: Any) -> bool:
+    return int(model.ByteSize()) > EXTERNAL_DATA_THRESHOLD
+
+
+def quantize_int8(src: Path, dest: Path) -> None:
+    """Dynamic int8 quantisation of the MatMul/Gemm weights (activations quantised at run time)."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:
+        raise MissingDependencyError("onnxruntime", "export") from e
+    try:
+        quantize_dynamic(
+            str(src), str(dest), weight_type=QuantType.QInt8, per_channel=False,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise ExportError(f"int8 quantisation failed: {e}",
+                          hint="re-run with --quantize none to ship the fp32 model") from e
+
+
+def count_ops(path: Path) -> dict[str, int]:
+    """Operator histogram of a saved model (what fusion and quantisation left in the graph)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))

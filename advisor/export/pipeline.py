@@ -1,0 +1,242 @@
+"""``export_model``: a model folder in, validated ONNX artifacts out, as a list of named steps.
+
+inspect -> load (torch, eager attention) -> export (legacy TorchScript exporter, see
+``advisor.export.exporter``) -> fp32 parity -> fuse + parity -> int8 -> accuracy and the
+``max_accuracy_drop`` gate -> artifacts (atomic). Any failed check raises ``ExportError``
+(exit 5) and nothing is published.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import ExportError, MissingDependencyError
+from advisor.export import artifacts, optimize, validation
+from advisor.export.config import ExportConfig, ExportResult
+from advisor.export.exporter import export_onnx
+from advisor.export.source import ModelSource, inspect_model, load_torch_model
+from advisor.export.tokenizer import encode, load_serving_tokenizer
+
+STEPS = ("inspect", "load", "export", "validate", "optimize", "quantize", "accuracy", "write")
+EXPORTER = "legacy"
+ACCURACY_BATCH = 32
+
+
+@dataclass
+class _Run:
+    """Mutable state of one export while its steps run (never leaves this module)."""
+
+    config: ExportConfig
+    work: Path
+    source: ModelSource | None = None
+    model: Any = None
+    tokenizer: Any = None
+    fp32: Path | None = None
+    int8: Path | None = None
+    fused_operators: dict[str, int] = field(default_factory=dict)
+    parity: list[validation.ParityReport] = field(default_factory=list)
+    accuracy: validation.AccuracyReport | None = None
+    sizes: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    onnx_path: Path | None = None
+    digest: str = ""
+
+    @property
+    def src(self) -> ModelSource:
+        assert self.source is not None
+        return self.source
+
+    @property
+    def max_length(self) -> int:
+        return min(self.config.max_length, self.src.max_positions)
+
+    @property
+    def final(self) -> Path:
+        final = self.int8 or self.fp32
+        assert final is not None
+        return final
+
+
+def export_model(config: ExportConfig) -> ExportResult:
+    """Export, validate, optimise and quantise ``config.model_dir`` into ``config.artifacts_dir``."""
+    if config.quantize not in ("int8", "none"):
+        raise ExportError(f"unknown quantisation '{config.quantize}'", hint="use int8 or none")
+    with tempfile.TemporaryDirectory(prefix="advisor-export-") as work:
+        run = _Run(config, Path(work))
+        for index, name in enumerate(STEPS):
+            config.progress(name, index, len(STEPS))
+            started = time.monotonic()
+            _STEP_FUNCS[name](run)
+            run.timings[name] = round(time.monotonic() - started, 3)
+        config.progress("done", len(STEPS), len(STEPS))
+        return _result(run)
+
+
+def _inspect(run: _Run) -> None:
+    run.source = inspect_model(run.config.model_dir, run.config.task)
+    run.sizes["source_weights"] = sum(
+        p.stat().st_size for p in run.config.model_dir.iterdir()
+        if p.suffix in (".safetensors", ".bin") and p.is_file())
+
+
+def _load(run: _Run) -> None:
+    try:
+        import torch
+    except ImportError as e:
+        raise MissingDependencyError("torch", "export") from e
+    torch.set_num_threads(run.config.threads)
+    run.tokenizer = load_serving_tokenizer(run.config.model_dir, run.max_length)
+    run.model = load_torch_model(run.src)
+
+
+def _export(run: _Run) -> None:
+    raw = run.work / "raw" / "model.onnx"
+    raw.parent.mkdir()
+    run.fp32 = export_onnx(run.model, run.src.arch, run.src.task, raw, run.config.opset, EXPORTER)
+    run.sizes["onnx_raw"] = _onnx_size(raw)
+
+
+def _validate(run: _Run) -> None:
+    _check(run, "fp32", run.final, enforced=True)
+
+
+def _optimize(run: _Run) -> None:
+    if not run.config.optimize:
+        return
+    fused = run.work / "fused" / "model.onnx"
+    fused.parent.mkdir()
+    run.fused_operators = optimize.fuse(run.final, fused, run.src.config, run.src.arch.ort_model_type)
+    run.fp32 = fused
+    run.sizes["onnx_fused"] = _onnx_size(fused)
+    _check(run, "fp32-fused", fused, enforced=True)
+
+
+def _quantize(run: _Run) -> None:
+    if run.config.quantize != "int8":
+        return
+    int8 = run.work / "int8" / "model.onnx"
+    int8.parent.mkdir()
+    optimize.quantize_int8(run.final, int8)
+    run.int8 = int8
+    run.sizes["onnx_int8"] = _onnx_size(int8)
+    _check(run, "int8", int8, enforced=False)
+
+
+def _check(run: _Run, variant: str, path: Path, enforced: bool) -> None:
+    atol = run.config.atol if run.config.atol is not None else run.src.arch.atol
+    session = validation.open_session(path, run.config.threads)
+    shapes = [(b, min(s, run.max_length)) for b, s in run.config.shapes]
+    vocab = int(run.src.config.get("vocab_size", 1000))
+    report = validation.check_parity(run.model, session, run.src.arch, run.src.task, variant,
+                                     shapes, vocab, atol, enforced)
+    run.parity.append(report)
+    if not report.ok:
+        failures = report.failures
+        more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+        raise ExportError(f"ONNX output parity failed: {'; '.join(failures[:3])}{more}",
+                          hint="the exported graph disagrees with torch; re-run with --no-optimize "
+                               "or a looser --atol, or report the model")
+
+
+def _accuracy(run: _Run) -> None:
+    data = run.config.data_csv
+    if data is None or run.src.task.name != "text-classification":
+        return
+    texts, golds = validation.read_labelled_csv(data, run.src.labels, run.config.limit)
+    # Batch texts of similar length together: padding, not the model, dominates otherwise.
+    order = sorted(range(len(texts)), key=lambda i: len(run.tokenizer.encode(texts[i]).ids))
+    texts, golds = [texts[i] for i in order], [golds[i] for i in order]
+    batches = [encode(run.tokenizer, texts[i : i + ACCURACY_BATCH], run.src.arch.inputs)
+               for i in range(0, len(texts), ACCURACY_BATCH)]
+    preds = {"torch": validation.predict_torch(run.model, run.src.task, batches)}
+    assert run.fp32 is not None
+    preds["fp32"] = validation.predict_onnx(validation.open_session(run.fp32, run.config.threads), batches)
+    if run.int8 is not None:
+        preds["int8"] = validation.predict_onnx(validation.open_session(run.int8, run.config.threads), batches)
+    run.accuracy = validation.score(preds, golds, str(data))
+    _gate(run)
+
+
+def _gate(run: _Run) -> None:
+    assert run.accuracy is not None
+    acc = run.accuracy.accuracy
+    if "int8" not in acc:
+        return
+    drop = 100.0 * (acc["fp32"] - acc["int8"])
+    if drop > run.config.max_accuracy_drop:
+        raise ExportError(
+            f"int8 accuracy {acc['int8']:.1%} is {drop:.2f} points below fp32 {acc['fp32']:.1%} "
+            f"(allowed: {run.config.max_accuracy_drop:g})",
+            hint="ship fp32 with --quantize none, or allow more with --max-accuracy-drop")
+
+
+def _write(run: _Run) -> None:
+    cfg = run.config
+    info = artifacts.ServingInfo(
+        task=run.src.task.name, model_name=cfg.model_name or cfg.model_dir.resolve().name,
+        architecture=run.src.arch.model_type, max_length=run.max_length,
+        inputs=tuple(run.src.arch.inputs), outputs=(run.src.task.output,),
+        quantization=cfg.quantize, optimization="fused" if cfg.optimize else "none")
+    run.report = _report(run)
+    run.onnx_path, run.digest = artifacts.write_artifacts(
+        cfg.artifacts_dir, run.final, run.tokenizer, run.src.labels, info, run.report)
+
+
+def _report(run: _Run) -> dict[str, Any]:
+    """The validation.json document (also ``ExportResult.validation``)."""
+    cfg = run.config
+    return {
+        "schema_version": 1,
+        "model": str(cfg.model_dir),
+        "task": run.src.task.name,
+        "architecture": run.src.arch.model_type,
+        "exporter": EXPORTER,
+        "opset": cfg.opset,
+        "max_length": run.max_length,
+        "quantization": cfg.quantize,
+        "optimization": "fused" if cfg.optimize else "none",
+        "parity": [p.as_dict() for p in run.parity],
+        "accuracy": run.accuracy.as_dict() if run.accuracy else None,
+        "gate": _gate_dict(run),
+        "fused_operators": run.fused_operators,
+        "operators": optimize.count_ops(run.final),
+        "sizes_bytes": dict(sorted(run.sizes.items())),
+        "timings_s": dict(run.timings),
+    }
+
+
+def _gate_dict(run: _Run) -> dict[str, Any]:
+    acc = run.accuracy.accuracy if run.accuracy else {}
+    drop = 100.0 * (acc["fp32"] - acc["int8"]) if "int8" in acc else None
+    return {"max_accuracy_drop_points": run.config.max_accuracy_drop,
+            "drop_points": None if drop is None else round(drop, 3),
+            "checked": drop is not None}
+
+
+def _onnx_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.iterdir() if p.is_file())
+
+
+def _result(run: _Run) -> ExportResult:
+    assert run.onnx_path is not None
+    acc: Mapping[str, float] = run.accuracy.accuracy if run.accuracy else {}
+    return ExportResult(
+        artifacts_dir=run.onnx_path.parent, onnx_path=run.onnx_path, onnx_sha256=run.digest,
+        task=run.src.task.name, architecture=run.src.arch.model_type,
+        quantization=run.config.quantize, optimization="fused" if run.config.optimize else "none",
+        size_bytes=artifacts.artifact_size(run.onnx_path.parent),
+        fp32_accuracy=acc.get("fp32"), int8_accuracy=acc.get("int8"),
+        fused_operators=dict(run.fused_operators), validation=run.report)
+
+
+_STEP_FUNCS = {
+    "inspect": _inspect, "load": _load, "export": _export, "validate": _validate,
+    "optimize": _optimize, "quantize": _quantize, "accuracy": _accuracy, "write": _write,
+}
+

@@ -1,0 +1,184 @@
+"""Validation as data: output parity at several shapes, then task accuracy on labelled text.
+
+Parity checks every shape and collects every failure (names, shapes, values beyond atol)
+before the pipeline raises, so one run shows all that is wrong. Accuracy compares the torch
+model, the fp32 ONNX model and the int8 model on the same encodings of a ``text,label`` CSV:
+accuracy against gold labels and agreement of argmaxes with torch.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import BadInputError, MissingDependencyError
+from advisor.export.specs import ArchSpec, TaskSpec
+
+
+@dataclass(frozen=True)
+class ShapeCheck:
+    batch: int
+    sequence: int
+    max_abs_diff: float
+    problems: Sequence[str] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"batch": self.batch, "sequence": self.sequence, "ok": self.ok,
+                "max_abs_diff": self.max_abs_diff, "problems": list(self.problems)}
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    variant: str
+    atol: float
+    checks: Sequence[ShapeCheck]
+    enforced: bool = True  # int8 is judged by task accuracy, its diffs are informative
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{self.variant} b{c.batch}/s{c.sequence}: {p}" for c in self.checks for p in c.problems]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant, "atol": self.atol, "enforced": self.enforced,
+                "ok": self.ok, "shapes": [c.as_dict() for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    rows: int
+    accuracy: Mapping[str, float]  # variant -> share of gold labels matched
+    agreement: Mapping[str, float]  # variant -> share of argmaxes equal to torch's
+    data: str = ""
+    notes: Sequence[str] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "rows": self.rows, "accuracy": dict(self.accuracy),
+                "agreement_with_torch": dict(self.agreement), "notes": list(self.notes)}
+
+
+def open_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session that does not spin (so torch timings in-process stay fair)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise MissingDependencyError("onnxruntime", "export") from e
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def random_feeds(arch: ArchSpec, batch: int, sequence: int, vocab: int, seed: int) -> dict[str, Any]:
+    """Token ids with per-row padding, so masks that matter are part of the check."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, max(6, vocab), size=(batch, sequence), dtype=np.int64)
+    mask = np.ones((batch, sequence), dtype=np.int64)
+    for row in range(1, batch):
+        mask[row, max(1, sequence - row * sequence // (2 * batch)):] = 0
+    types = np.zeros((batch, sequence), dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {name: feeds[name] for name in arch.inputs}
+
+
+def torch_outputs(model: Any, task: TaskSpec, feeds: Mapping[str, Any]) -> Any:
+    import torch
+
+    with torch.inference_mode():
+        out = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}, return_dict=True)
+    return out[task.output].numpy()
+
+
+def check_parity(model: Any, session: Any, arch: ArchSpec, task: TaskSpec, variant: str,
+                 shapes: Sequence[tuple[int, int]], vocab: int, atol: float,
+                 enforced: bool = True) -> ParityReport:
+    names = [o.name for o in session.get_outputs()]
+    inputs = [i.name for i in session.get_inputs()]
+    checks = []
+    for i, (batch, seq) in enumerate(shapes):
+        problems: list[str] = []
+        if names != [task.output]:
+            problems.append(f"outputs {names} != expected {[task.output]}")
+        if inputs != list(arch.inputs):
+            problems.append(f"inputs {inputs} != expected {list(arch.inputs)}")
+            checks.append(ShapeCheck(batch, seq, float("inf"), tuple(problems)))
+            continue
+        feeds = random_feeds(arch, batch, seq, vocab, seed=i)
+        ref = torch_outputs(model, task, feeds)
+        got = session.run(None, feeds)[0]
+        diff = float(abs(got - ref).max()) if got.shape == ref.shape else float("inf")
+        if got.shape != ref.shape:
+            problems.append(f"shape {list(got.shape)} != torch {list(ref.shape)}")
+        elif enforced and not diff <= atol:
+            problems.append(f"max abs diff {diff:.3g} > atol {atol:g}")
+        checks.append(ShapeCheck(batch, seq, diff, tuple(problems)))
+    return ParityReport(variant, atol, tuple(checks), enforced)
+
+
+def read_labelled_csv(path: Path, labels: Sequence[str], limit: int | None) -> tuple[list[str], list[int]]:
+    """``text,label`` rows; a label is a class index or one of the model's label names."""
+    index = {name: i for i, name in enumerate(labels)}
+    texts, golds = [], []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
+                raise BadInputError(f"{path} has no text,label header",
+                                    hint="the data CSV needs columns text,label")
+            for row in reader:
+                if limit is not None and len(texts) >= limit:
+                    break
+                texts.append(row["text"])
+                golds.append(_label_index(row["label"], index, path))
+    except OSError as e:
+        raise BadInputError(f"cannot read {path}: {e}", hint="check the --data path") from e
+    if not texts:
+        raise BadInputError(f"{path} has no rows", hint="the data CSV needs labelled rows")
+    return texts, golds
+
+
+def _label_index(value: str, index: Mapping[str, int], path: Path) -> int:
+    value = value.strip()
+    if value.lstrip("-").isdigit():
+        return int(value)
+    if value in index:
+        return index[value]
+    raise BadInputError(f"{path}: label '{value}' is neither an index nor one of {sorted(index)}",
+                        hint="labels must match the model's id2label")
+
+
+def predict_onnx(session: Any, batches: Sequence[Mapping[str, Any]]) -> list[int]:
+    preds: list[int] = []
+    for feeds in batches:
+        preds.extend(int(p) for p in session.run(None, dict(feeds))[0].argmax(-1))
+    return preds
+
+
+def predict_torch(model: Any, task: TaskSpec, batches: Sequence[Mapping[str, Any]]) -> list[int]:
+    preds: list[int] = []
+    for feeds in batches:
+        preds.extend(int(p) for p in torch_outputs(model, task, feeds).argmax(-1))
+    return preds
+
+
+def score(preds: Mapping[str, Sequence[int]], golds: Sequence[int], data: str) -> AccuracyReport:
+    n = len(golds)
+    ref = preds["torch"]
+    accuracy = {v: sum(int(a == b) for a, b in zip(p, golds, strict=True)) / n for v, p in preds.items()}
+    agreement = {v: sum(int(a == b) for a, b in zip(p, ref, strict=True)) / n
+                 for v, p in preds.items() if v != "torch"}
+    return AccuracyReport(n, dict(sorted(accuracy.items())), dict(sorted(agreement.items())), data)
