@@ -1,0 +1,1 @@
+"""The command line: the only layer of advisor that talks to the terminal."""

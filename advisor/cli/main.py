@@ -1,0 +1,101 @@
+"""`advisor`: advise, export, bench. Parses options, calls the pipelines, prints results."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from advisor import __version__
+from advisor.cli.errors import run_guarded
+from advisor.errors import UsageError
+
+app = typer.Typer(
+    name="advisor",
+    help="Find the bloat in ML container images, export the model to ONNX, "
+    "build a slim onnxruntime image, and benchmark both. No Docker daemon needed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+class OutputFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"advisor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write a report to a file atomically, or to stdout."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from advisor.cli import commands  # noqa: F401  (registers the commands on `app`)
+
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        raise SystemExit(e.exit_code) from None
+    except SystemExit:
+        raise
+    except Exception as e:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            print("error: interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+        if isinstance(e, click.ClickException):
+            print(f"error: {e.format_message()}", file=sys.stderr)
+            print("hint: run with --help to see the options", file=sys.stderr)
+            raise SystemExit(2) from None
+        run_guarded(lambda: _reraise(e), debug=_state["debug"])
+
+
+def _reraise(e: BaseException) -> None:
+    raise e
+
+
+def guarded(fn: object) -> None:
+    """Run a command body under the error mapper (debug flag from the root callback)."""
+    run_guarded(fn, debug=_state["debug"])  # type: ignore[arg-type]
+
+
+__all__ = ["OutputFormat", "UsageError", "app", "guarded", "main", "write_output"]
