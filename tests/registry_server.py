@@ -19,7 +19,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +28,7 @@ USER = "advisor"
 PASSWORD = "s3cret-pass"
 SERVICE = "advisor-test-registry"
 ISSUER = "advisor-test-issuer"
+REFRESH_TOKEN = "advisor-refresh-token"  # what `docker login` saves as identitytoken
 
 Auth = Literal["none", "htpasswd", "token"]
 
@@ -168,6 +168,18 @@ def _token_handler(signer: _Signer, log: list[dict[str, str]]) -> type[BaseHTTPR
                 return
             self._reply(200, {"token": signer.token(USER, scopes), "expires_in": 600})
 
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+            scopes = [s for value in form.get("scope", []) for s in value.split(" ")]
+            log.append({"scope": " ".join(scopes), "grant": ",".join(form.get("grant_type", []))})
+            if form.get("grant_type") != ["refresh_token"] or form.get("refresh_token") != [
+                REFRESH_TOKEN
+            ]:
+                self._reply(401, {"details": "bad refresh token"})
+                return
+            self._reply(200, {"access_token": signer.token(USER, scopes), "expires_in": 600})
+
         def _reply(self, status: int, obj: dict[str, Any]) -> None:
             body = json.dumps(obj).encode()
             self.send_response(status)
@@ -271,8 +283,8 @@ def write_docker_config(
 
 __all__ = [
     "PASSWORD",
+    "REFRESH_TOKEN",
     "USER",
-    "Callable",
     "RegistryServer",
     "available",
     "free_port",

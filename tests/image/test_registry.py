@@ -29,6 +29,7 @@ from advisor.image.sources.registry import RegistryClient, RegistrySource, Retry
 from tests.image.helpers import make_image, make_image_written
 from tests.registry_server import (
     PASSWORD,
+    REFRESH_TOKEN,
     USER,
     RegistryServer,
     free_port,
@@ -323,14 +324,38 @@ def test_token_auth(token_registry: RegistryServer, tmp_path: Path, docker_confi
     assert len(token_registry.token_requests) == 1  # the token is cached per scope
 
 
+def test_token_auth_with_identity_token(
+    token_registry: RegistryServer, tmp_path: Path, docker_config: Path
+) -> None:
+    oci = make_image(tmp_path, LAYERS[:1])
+    dest = f"docker://{token_registry.host}/team/refreshed:v1"
+    skopeo_copy(oci, dest, f"--dest-creds={USER}:{PASSWORD}")
+    config = {"auths": {token_registry.host: {"identitytoken": REFRESH_TOKEN}}}
+    (docker_config / "config.json").write_text(json.dumps(config))
+    token_registry.token_requests.clear()
+    with open_image(dest) as image:
+        assert read_blobs(image)
+    assert token_registry.token_requests == [
+        {"scope": "repository:team/refreshed:pull", "grant": "refresh_token"}
+    ]
+
+
 # -- retries and network errors ----------------------------------------------------------------
 
 
 class _Flaky:
     """An HTTP proxy in front of the real registry that fails the first N requests."""
 
-    def __init__(self, upstream: str, failures: int, status: int, retry_after: str | None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        failures: int,
+        status: int,
+        retry_after: str | None,
+        redirect_blobs: bool = False,
+    ) -> None:
         self.upstream = upstream
+        self.redirect_blobs = redirect_blobs
         self.failures = failures
         self.seen = 0
         handler = self._handler()
@@ -349,6 +374,12 @@ class _Flaky:
                     self.send_response(flaky.status)
                     if flaky.retry_after is not None:
                         self.send_header("Retry-After", flaky.retry_after)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if flaky.redirect_blobs and "/blobs/" in self.path:
+                    self.send_response(307)  # as registries send clients to object storage
+                    self.send_header("Location", f"http://{flaky.upstream}{self.path}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -397,6 +428,15 @@ def test_transient_errors_are_retried(
         source = RegistrySource(name, client=client)
         desc = source.root()
         assert desc.digest and flaky.seen >= 3
+
+
+def test_blob_reads_follow_redirects(
+    pushed: tuple[str, str], registry: RegistryServer, docker_config: Path
+) -> None:
+    with _Flaky(registry.host, 0, 200, None, redirect_blobs=True) as flaky:
+        ref = f"docker://{flaky.host}/advisor/pushed:v1"
+        with open_image(ref) as image:
+            assert read_blobs(image) == [layer.blob.size for layer in image.layers]
 
 
 def test_retries_are_bounded(

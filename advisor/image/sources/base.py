@@ -15,7 +15,7 @@ from typing import BinaryIO, Protocol
 
 from advisor.errors import BadInputError
 from advisor.image.model import Descriptor
-from advisor.image.sources.verify import FileSection, open_verified, verify_bytes
+from advisor.image.sources.verify import FileSection, open_verified, split_digest, verify_bytes
 
 MAX_MANIFEST_BYTES = 8 << 20  # manifests and configs are JSON documents, never this large
 
@@ -207,12 +207,10 @@ class FilesSource:
         return f"blobs/{algorithm}/{hexpart}"
 
     def open_blob(self, descriptor: Descriptor) -> BinaryIO:
-        from advisor.image.sources.verify import split_digest
-
         split_digest(descriptor.digest)
         if descriptor.digest in self.synthetic:
-            raw: io.RawIOBase = io.BytesIO(self.synthetic[descriptor.digest])  # type: ignore[assignment]
-            return open_verified(raw, descriptor, f"blob {descriptor.digest}")
+            data = io.BytesIO(self.synthetic[descriptor.digest])
+            return open_verified(data, descriptor, f"blob {descriptor.digest}")
         name = self.blob_name(descriptor.digest)
         size = self.files.size(name)
         if size is None:
