@@ -94,6 +94,12 @@ def _export_onnx(model_dir: Path, dest: Path) -> None:
         )
     shutil.copy(model_dir / "tokenizer.json", dest / "tokenizer.json")
     (dest / "labels.json").write_text(json.dumps(list(LABELS)))
+    serving = {
+        "schema_version": 1, "task": "text-classification", "model_name": "tiny-bert",
+        "inputs": ["input_ids", "attention_mask", "token_type_ids"], "outputs": ["logits"],
+        "max_length": 128, "onnx_file": "model.onnx",
+    }  # fmt: skip
+    (dest / "serving.json").write_text(json.dumps(serving))
 
 
 def _write_csv(path: Path, by_name: bool) -> None:

@@ -33,15 +33,19 @@ class OrtBackend:
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(config["tokenizer_path"])
+        # Keep the file's pad token (not every vocabulary pads with id 0), drop its fixed length.
+        padding = self._tokenizer.padding or {}
+        self._pad = {
+            "pad_id": int(padding.get("pad_id", 0)),
+            "pad_token": str(padding.get("pad_token", "[PAD]")),
+            "pad_type_id": int(padding.get("pad_type_id", 0)),
+        }
         self._labels = [str(x) for x in config.get("labels") or []]
 
     def _encode(self, texts: list[str], max_length: int, pad_to_max: bool) -> dict[str, Any]:
         tok = self._tokenizer
         tok.enable_truncation(max_length=max_length)
-        if pad_to_max:
-            tok.enable_padding(length=max_length)
-        else:
-            tok.enable_padding()
+        tok.enable_padding(length=max_length if pad_to_max else None, **self._pad)
         encodings = tok.encode_batch(texts)
         arrays = {
             "input_ids": [e.ids for e in encodings],
