@@ -270,8 +270,13 @@ def write_image(
     annotations: Mapping[str, str] | None = None,
     compression: Compression = "gzip",
     tar_options: TarOptions | None = None,
+    insecure: bool = False,
 ) -> WrittenImage:
-    """Write an image (``base`` layers, then ``layers``) to ``dest``; return its digests."""
+    """Write an image (``base`` layers, then ``layers``) to ``dest``; return its digests.
+
+    ``insecure`` allows plain HTTP / unverified TLS for a ``docker://`` destination that is
+    not on loopback (loopback registries are reached over HTTP as Docker does).
+    """
     ref = as_ref(dest)
     if ref.transport not in (
         Transport.OCI,
@@ -290,8 +295,10 @@ def write_image(
     with _temp_dir_near(anchor) as tmp:
         staging = _Staging(tmp / "layout")
         asm = _assemble(staging, layers, config, base, annotations, comp, opts, uncompressed)
-        publish = _PUBLISHERS[ref.transport]
-        publish(ref, asm, tmp)
+        if ref.transport is Transport.REGISTRY:
+            _publish_registry(ref, asm, insecure)
+        else:
+            _PUBLISHERS[ref.transport](ref, asm, tmp)
     return WrittenImage(str(ref), asm.manifest_digest, asm.config_digest, asm.layers, asm.manifest)
 
 
@@ -425,34 +432,34 @@ def _write_archive(dest: Path, spec: Mapping[str, bytes | FileSpec], tmp: Path) 
     os.replace(part, dest)
 
 
-def _publish_registry(ref: ImageRef, asm: _Assembled, tmp: Path) -> None:
-    try:
-        from advisor.image.sources.registry import RegistryClient
-    except ImportError as e:  # the sources engineer's module; absent in early checkouts
-        raise BuildError(
-            "pushing to a registry is not available in this build",
-            hint="write oci: and copy it with skopeo",
-        ) from e
+def _publish_registry(ref: ImageRef, asm: _Assembled, insecure: bool) -> None:
+    from advisor.image.model import Descriptor
+    from advisor.image.sources.registry import RegistryClient
+
     name = ref.docker_name
-    client: Any = RegistryClient(name.registry)
-    for record in asm.layers:
-        _push_blob(client, name.repository, asm.staging.path(record.digest), record.digest)
-    client.push_blob(name.repository, asm.config_digest, asm.config_bytes)
-    client.push_manifest(
-        name.repository, name.tag or asm.manifest_digest, asm.manifest_bytes, MANIFEST_MEDIA_TYPE
-    )
-
-
-def _push_blob(client: Any, repository: str, path: Path, digest: str) -> None:
-    if client.blob_exists(repository, digest):
-        return
-    with path.open("rb") as fh:
-        client.push_blob(repository, digest, fh)
+    client = RegistryClient(name.registry, insecure=insecure)
+    try:
+        blobs = [(r.digest, r.size, r.media_type) for r in asm.layers]
+        blobs.append((asm.config_digest, len(asm.config_bytes), CONFIG_MEDIA_TYPE))
+        for digest, size, media_type in blobs:
+            path = asm.staging.path(digest)
+            client.push_blob(
+                name.repository,
+                Descriptor(media_type, digest, size),
+                lambda path=path: path.open("rb"),  # type: ignore[misc]
+            )
+        client.push_manifest(
+            name.repository,
+            name.reference or asm.manifest_digest,
+            MANIFEST_MEDIA_TYPE,
+            asm.manifest_bytes,
+        )
+    finally:
+        client.close()
 
 
 _PUBLISHERS = {
     Transport.OCI: _publish_oci,
     Transport.OCI_ARCHIVE: _publish_oci_archive,
     Transport.DOCKER_ARCHIVE: _publish_docker_archive,
-    Transport.REGISTRY: _publish_registry,
 }

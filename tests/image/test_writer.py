@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -257,3 +258,74 @@ def test_umoci_unpacks_with_whiteouts_applied(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / "app/data").iterdir()) == ["c.txt"]
     assert os.readlink(root / "bin/sh") == "busybox"
     assert (root / "bin/ash").stat().st_ino == (root / "bin/busybox").stat().st_ino
+
+
+def test_base_layers_are_copied_blob_for_blob(tmp_path: Path) -> None:
+    from advisor.image.loader import open_image
+
+    base_ref, base_written = make_image_written(
+        tmp_path,
+        LAYERS[:1],
+        "oci",
+        "zstd",
+        history=["ADD rootfs"],
+        config={"config": {"Env": ["A=1"]}},
+    )
+    with open_image(base_ref) as base:
+        oci = write_image(
+            f"oci:{tmp_path / 'app'}:1",
+            [{"app/main.py": b"print()"}],
+            {"config": {"Cmd": ["app"]}},
+            base=base,
+        )
+        archive = write_image(
+            f"docker-archive:{tmp_path / 'app.tar'}:app:1",
+            [{"app/main.py": b"print()"}],
+            {},
+            base=base,
+        )
+    assert oci.layers[0].digest == base_written.layers[0].digest  # same compressed bytes
+    assert oci.layers[0].media_type.endswith("+zstd")
+    assert archive.layers[0].digest == base_written.layers[0].diff_id  # stored uncompressed
+    config = json.loads((tmp_path / "app/blobs/sha256" / oci.config_digest[7:]).read_text())
+    assert config["config"] == {"Env": ["A=1"], "Cmd": ["app"]}
+    assert [h["created_by"] for h in config["history"]] == ["ADD rootfs", "advisor: layer 0"]
+    with open_image(f"oci:{tmp_path / 'app'}:1") as image:
+        assert [layer.diff_id for layer in image.layers] == [r.diff_id for r in archive.layers]
+
+
+def test_corrupt_base_blob_is_refused(tmp_path: Path) -> None:
+    from advisor.errors import DigestMismatchError
+    from advisor.image.loader import open_image
+
+    base_ref, written = make_image_written(tmp_path, LAYERS[:1], "oci", "none")
+    blob = tmp_path / "image/blobs/sha256" / written.layers[0].digest[7:]
+    data = bytearray(blob.read_bytes())
+    data[data.index(b"ID=test")] = ord("X")
+    blob.write_bytes(bytes(data))
+    with open_image(base_ref) as base, pytest.raises(DigestMismatchError):
+        write_image(f"oci:{tmp_path / 'out'}", [], {}, base=base)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.registry
+def test_push_to_registry(tmp_path: Path, registry: Any, docker_config: Path) -> None:
+    from advisor.image.loader import open_image
+
+    ref = f"docker://{registry.host}/advisor/pushed:v1"
+    written = write_image(ref, LAYERS, {"history": [{"created_by": "a"}, {"created_by": "b"}]})
+    again = write_image(
+        ref, LAYERS, {"history": [{"created_by": "a"}, {"created_by": "b"}]}
+    )  # blobs exist
+    assert again.manifest_digest == written.manifest_digest
+    with open_image(ref) as image:
+        assert image.digest == written.manifest_digest
+        assert [layer.blob.digest for layer in image.layers] == [r.digest for r in written.layers]
+    if shutil.which("skopeo"):
+        out = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", ref],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(out.stdout)["Digest"] == written.manifest_digest
