@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from advisor import __version__
 from advisor.cli.errors import run_guarded
@@ -22,12 +23,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 _state = {"debug": False}
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
@@ -76,17 +78,17 @@ def main() -> None:
         raise SystemExit(e.exit_code) from None
     except SystemExit:
         raise
-    except Exception as e:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
-            print("error: interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
-        if isinstance(e, click.ClickException):
-            print(f"error: {e.format_message()}", file=sys.stderr)
-            print("hint: run with --help to see the options", file=sys.stderr)
-            raise SystemExit(2) from None
-        run_guarded(lambda: _reraise(e), debug=_state["debug"])
+    except typer.Abort:
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except TyperException as e:  # usage errors: missing or bad options and arguments
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        print(f"error: {message}", file=sys.stderr)
+        print("hint: run with --help to see the options", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as e:  # anything the commands did not map themselves
+        err = e
+        run_guarded(lambda: _reraise(err), debug=_state["debug"])
 
 
 def _reraise(e: BaseException) -> None:

@@ -1,0 +1,265 @@
+"""The typer commands. Each parses options, runs one pipeline under the error mapper, prints."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from advisor.cli.main import OutputFormat, app, guarded, write_output
+from advisor.cli.progress import ProgressFn, progress_bar
+from advisor.errors import BadInputError, ExportError, UsageError
+from advisor.image.model import Platform
+
+if TYPE_CHECKING:
+    from advisor.export import ExportResult, ModelLocation
+
+
+def parse_platform(value: str | None) -> Platform | None:
+    """``os/arch[/variant]`` as Docker and skopeo spell it."""
+    if not value:
+        return None
+    parts = value.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"bad --platform '{value}'", hint="use OS/ARCH[/VARIANT], e.g. linux/amd64")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+
+PlatformOpt = Annotated[
+    str | None, typer.Option("--platform", help="Platform of a multi-platform image, OS/ARCH[/VARIANT].")
+]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Allow plain HTTP to a registry that is not on localhost.")
+]
+
+
+@app.command()
+def advise(
+    image: Annotated[str, typer.Argument(help="Image reference: oci:DIR[:TAG], oci-archive:FILE, "
+                                         "docker-archive:FILE, docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, NAME:TAG.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if a finding is at or above "
+                                                "this severity (info, low, medium, high, critical).")] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Gate rules file (TOML), like dive's .dive-ci.")] = None,
+    write_fixes: Annotated[Path | None, typer.Option("--write-fixes", help="Write a rewritten Dockerfile, "
+                                                     ".dockerignore and split requirements into DIR.")] = None,
+    platform: PlatformOpt = None,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Show where every byte of IMAGE goes and what to fix, with the bytes each fix saves."""
+
+    def body() -> None:
+        from advisor.analysis.advice import advise as run_advise
+        from advisor.analysis.capture import capture_for
+        from advisor.analysis.filetree import FileTree
+        from advisor.analysis.layers import analyze_layers
+        from advisor.fixes import write_fixes as write_fix_files
+        from advisor.image.loader import open_image
+        from advisor.image.walk import read_layers
+        from advisor.report import render
+        from advisor.rules.gate import gate
+
+        with progress_bar(fmt is not OutputFormat.json) as progress:
+            progress(0, 0, "resolving image")
+            img = open_image(image, platform=parse_platform(platform), insecure=insecure)
+            try:
+                trees = read_layers(
+                    img, capture=capture_for, progress=lambda done, total: progress(done, total, "reading layers")
+                )
+                progress(0, 0, "analysing")
+                report = analyze_layers(img, trees)
+                advice = run_advise(img, trees, FileTree.merge(trees), report)
+            finally:
+                img.close()
+        write_output(render(advice, fmt.value), output)
+        if write_fixes is not None:
+            written = write_fix_files(advice, write_fixes)
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
+        if fail_on or rules:
+            gate(advice, fail_on=fail_on, rules_file=rules)
+
+    guarded(body)
+
+
+class Quantize(enum.StrEnum):
+    int8 = "int8"
+    none = "none"
+
+
+def _resolve_model_dir(source: str, model_path: str | None, workdir: Path, platform: str | None,
+                       insecure: bool, progress: ProgressFn) -> tuple[Path, str]:
+    """SOURCE is a local model folder, or an image holding one: return a local folder."""
+    local = Path(source)
+    if local.is_dir() and not source.startswith(("oci:", "oci-archive:", "docker")):
+        return local, local.resolve().name
+    if source.startswith(("/", "./", "../", "~")) or local.exists():
+        raise BadInputError(f"no model folder at {source}",
+                            hint="give a folder with config.json, weights and a tokenizer, or an image reference")
+    from advisor.export import find_models_in_image, materialize_model_from_image
+    from advisor.export.locate import merged_tree
+    from advisor.image.loader import open_image
+
+    progress(0, 0, "reading the model out of the image")
+    img = open_image(source, platform=parse_platform(platform), insecure=insecure)
+    try:
+        tree = merged_tree(img)
+        if model_path is None:
+            model_path = _only_model(source, find_models_in_image(img, tree))
+        dest = materialize_model_from_image(img, model_path, workdir / "model", tree=tree)
+    finally:
+        img.close()
+    return dest, PurePosixPath(model_path.rstrip("/")).name
+
+
+def _only_model(source: str, found: list[ModelLocation]) -> str:
+    supported = [m for m in found if m.supported]
+    if len(supported) == 1:
+        return supported[0].path
+    if not found:
+        raise BadInputError(f"no model folder found in {source}",
+                            hint="name it with --model-path (a folder with config.json and weights)")
+    listing = ", ".join("/" + m.path for m in found)
+    if not supported:
+        raise ExportError(f"no exportable model in {source} (found: {listing})",
+                          hint="advisor exports BERT, DistilBERT, RoBERTa, ALBERT and ELECTRA models")
+    raise UsageError(f"{len(supported)} models in {source}: {listing}",
+                     hint="choose one with --model-path")
+
+
+@app.command("export")
+def export_cmd(
+    source: Annotated[str, typer.Argument(help="A local model folder, or an image holding the model.")],
+    output: Annotated[str | None, typer.Option("--output", help="Build a slim serving image to this "
+                                               "ImageRef (oci:DIR[:TAG], docker-archive:FILE[:REF], docker://...).")] = None,
+    artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Write the exported model "
+                                                   "(model.onnx, tokenizer.json, labels, validation.json) to DIR.")] = None,
+    model_path: Annotated[str | None, typer.Option("--model-path", help="Model folder inside the image "
+                                                   "(found automatically when there is one).")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Base image of the serving image "
+                                             "(default: docker.io/library/python:3.11-slim).")] = None,
+    quantize: Annotated[Quantize, typer.Option("--quantize", help="int8 dynamic quantisation, or none.")] = Quantize.int8,
+    optimize: Annotated[bool, typer.Option("--optimize/--no-optimize", help="onnxruntime transformer fusions.")] = True,
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled CSV (text,label) for the accuracy check.")] = None,
+    max_accuracy_drop: Annotated[float, typer.Option("--max-accuracy-drop", help="Points of accuracy int8 "
+                                                     "may lose vs fp32 before the export is refused.")] = 1.0,
+    limit: Annotated[int | None, typer.Option("--limit", help="Validate on the first N rows of --data.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="text-classification, token-classification "
+                                             "or feature-extraction (default: from config.json).")] = None,
+    max_length: Annotated[int, typer.Option("--max-length", help="Longest sequence the server accepts.")] = 128,
+    port: Annotated[int, typer.Option("--port", help="Port the serving image listens on.")] = 8080,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (text or json).")] = OutputFormat.text,
+    platform: PlatformOpt = None,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Export the model to ONNX (validated, optimised, int8) and build a slim onnxruntime image."""
+
+    def body() -> None:
+        if output is None and artifacts is None:
+            raise UsageError("nothing to write", hint="give --output IMAGE, --artifacts DIR, or both")
+        from advisor.export import ExportConfig, export_model
+
+        summary: dict[str, Any] = {}
+        with progress_bar(fmt is not OutputFormat.json) as progress, \
+                tempfile.TemporaryDirectory(prefix="advisor-export-") as tmp:
+            work = Path(tmp)
+            model_dir, name = _resolve_model_dir(source, model_path, work, platform, insecure, progress)
+            out_dir = artifacts if artifacts is not None else work / "artifacts"
+            result = export_model(ExportConfig(
+                model_dir=model_dir, artifacts_dir=out_dir, task=task, max_length=max_length,
+                quantize=quantize.value, optimize=optimize, data_csv=data,
+                max_accuracy_drop=max_accuracy_drop, limit=limit, model_name=name,
+                progress=lambda step, done, total: progress(done, total, step),
+            ))
+            summary["export"] = _export_summary(result)
+            if output is not None:
+                summary["image"] = _build(out_dir, output, base, port, insecure, progress)
+        _print_summary(summary, fmt)
+
+    guarded(body)
+
+
+def _export_summary(result: ExportResult) -> dict[str, Any]:
+    return {
+        "artifacts": str(result.artifacts_dir), "task": result.task,
+        "architecture": result.architecture, "quantization": result.quantization,
+        "optimization": result.optimization, "onnx_sha256": result.onnx_sha256,
+        "size_bytes": result.size_bytes, "fp32_accuracy": result.fp32_accuracy,
+        "int8_accuracy": result.int8_accuracy, "fused_operators": dict(result.fused_operators),
+    }
+
+
+def _build(artifacts: Path, output: str, base: str | None, port: int, insecure: bool,
+           progress: ProgressFn) -> dict[str, Any]:
+    from advisor.build.image import DEFAULT_BASE, BuildConfig, build_serving_image
+
+    res = build_serving_image(BuildConfig(
+        artifacts=artifacts, destination=output, base=base or DEFAULT_BASE, port=port,
+        insecure=insecure, progress=lambda msg: progress(0, 0, msg),
+    ))
+    return {
+        "destination": res.destination, "manifest_digest": res.manifest_digest,
+        "base": res.base, "base_digest": res.base_digest,
+        "python": res.target.version_str, "added_size_bytes": res.added_size_bytes,
+        "layers": [{"name": layer.name, "size_bytes": layer.size_bytes,
+                    "compressed_size_bytes": layer.compressed_size_bytes} for layer in res.layers],
+    }
+
+
+def _print_summary(summary: Mapping[str, Any], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        write_output(json.dumps(summary, indent=2, sort_keys=True), None)
+        return
+    from advisor.rules.base import human as human_bytes
+
+    ex = summary.get("export")
+    if ex:
+        acc = ", ".join(f"{k} accuracy {v:.2%}" for k, v in
+                        (("fp32", ex["fp32_accuracy"]), ("int8", ex["int8_accuracy"])) if v is not None)
+        print(f"exported {ex['architecture']} {ex['task']} -> {ex['artifacts']} "
+              f"({ex['quantization']}, {ex['optimization']}, {human_bytes(ex['size_bytes'])}"
+              f"{', ' + acc if acc else ''})")
+    im = summary.get("image")
+    if im:
+        print(f"built {im['destination']} {im['manifest_digest']} on {im['base']} "
+              f"(Python {im['python']}; advisor's layers {human_bytes(im['added_size_bytes'])})")
+
+
+@app.command()
+def bench(
+    original: Annotated[str, typer.Option("--original", help="The original (fat) image.")],
+    slim: Annotated[str, typer.Option("--slim", help="The slim serving image.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled CSV (text,label); default: "
+                                              "the sample model's held-out set.")] = None,
+    report: Annotated[Path, typer.Option("--report", help="Folder for report.json, report.md, report.html.")] = Path("bench-report"),
+    advice: Annotated[Path | None, typer.Option("--advice", help="`advisor advise --format json` output "
+                                                "of the original, shown in the report.")] = None,
+    original_model_path: Annotated[str | None, typer.Option("--original-model-path", help="Model folder "
+                                                            "inside the original image.")] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Labelled rows scored on each side.")] = 1000,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Measure original vs slim: accuracy, latency, throughput, cold start, memory, size."""
+
+    def body() -> None:
+        from advisor.bench.model import BenchConfig
+        from advisor.bench.report import write_reports
+        from advisor.bench.run import run_bench
+
+        config = BenchConfig(original=original, slim=slim, data=data, advice=advice,
+                             original_model_path=original_model_path, max_samples=samples,
+                             insecure=insecure)
+        with progress_bar(True) as progress:
+            result = run_bench(config, progress=progress)
+        paths = write_reports(result, report)
+        for kind, path in sorted(paths.items()):
+            print(f"wrote {kind}: {path}")
+
+    guarded(body)
