@@ -8,6 +8,7 @@ registries; retries run through a small flaky HTTP proxy in front of the real re
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
 import os
@@ -181,6 +182,10 @@ def test_push_then_skopeo_reads_it(
         assert facts(back) == facts(original)
 
 
+def _never() -> Any:
+    raise AssertionError("a mounted blob must not be uploaded")
+
+
 def test_push_mounts_from_another_repository(
     registry: RegistryServer, tmp_path: Path, docker_config: Path
 ) -> None:
@@ -192,10 +197,7 @@ def test_push_mounts_from_another_repository(
     desc = Descriptor(layer["mediaType"], layer["digest"], layer["size"])
     assert not client.blob_exists("advisor/mount-dst", desc.digest)
 
-    def never() -> Any:
-        raise AssertionError("a mounted blob must not be uploaded")
-
-    client.push_blob("advisor/mount-dst", desc, never, mount_from="advisor/mount-src")
+    client.push_blob("advisor/mount-dst", desc, _never, mount_from="advisor/mount-src")
     assert client.blob_exists("advisor/mount-dst", desc.digest)
 
 
@@ -324,6 +326,24 @@ def test_token_auth(token_registry: RegistryServer, tmp_path: Path, docker_confi
     assert len(token_registry.token_requests) == 1  # the token is cached per scope
 
 
+def test_token_auth_push_and_mount(
+    token_registry: RegistryServer, tmp_path: Path, docker_config: Path
+) -> None:
+    from advisor.image.sources.credentials import Credentials
+
+    ref, written = make_image_written(tmp_path, LAYERS[:1], name="tokpush")
+    layout = Path(ref.split(":")[1])
+    client = RegistryClient(token_registry.host, credentials=Credentials(USER, PASSWORD))
+    _push_layout(client, "team/src", layout, dict(written.manifest), "v1")
+    layer = written.manifest["layers"][0]
+    desc = Descriptor(layer["mediaType"], layer["digest"], layer["size"])
+    token_registry.token_requests.clear()
+    client.push_blob("team/dst", desc, _never, mount_from="team/src")
+    assert client.blob_exists("team/dst", desc.digest)
+    scopes = [r["scope"] for r in token_registry.token_requests]
+    assert "repository:team/dst:pull,push repository:team/src:pull" in scopes
+
+
 def test_token_auth_with_identity_token(
     token_registry: RegistryServer, tmp_path: Path, docker_config: Path
 ) -> None:
@@ -353,8 +373,10 @@ class _Flaky:
         status: int,
         retry_after: str | None,
         redirect_blobs: bool = False,
+        encode_blobs: bool = False,
     ) -> None:
         self.upstream = upstream
+        self.encode_blobs = encode_blobs
         self.redirect_blobs = redirect_blobs
         self.failures = failures
         self.seen = 0
@@ -393,6 +415,9 @@ class _Flaky:
                 for key in ("Content-Type", "Docker-Content-Digest"):
                     if resp.getheader(key):
                         self.send_header(key, resp.getheader(key, ""))
+                if flaky.encode_blobs and "/blobs/" in self.path:
+                    body = gzip.compress(body)  # a CDN compressing in transit
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -437,6 +462,14 @@ def test_blob_reads_follow_redirects(
         ref = f"docker://{flaky.host}/advisor/pushed:v1"
         with open_image(ref) as image:
             assert read_blobs(image) == [layer.blob.size for layer in image.layers]
+
+
+def test_blob_reads_undo_a_transfer_encoding(
+    pushed: tuple[str, str], registry: RegistryServer, docker_config: Path
+) -> None:
+    flaky = _Flaky(registry.host, 0, 200, None, encode_blobs=True)
+    with flaky, open_image(f"docker://{flaky.host}/advisor/pushed:v1") as image:
+        assert read_blobs(image) == [layer.blob.size for layer in image.layers]
 
 
 def test_retries_are_bounded(

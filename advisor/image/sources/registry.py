@@ -120,6 +120,8 @@ class RegistryClient:
         self.registry = registry
         self.host = api_host(registry)
         self.insecure = insecure
+        # like Docker: loopback registries may use plain HTTP or unverified TLS
+        self.verify_tls = not (insecure or is_loopback(self.host))
         self.retry = retry or RetryPolicy()
         self._session = session or requests.Session()
         self._credentials = credentials
@@ -151,7 +153,7 @@ class RegistryClient:
                 self._session.get(
                     f"{scheme}://{self.host}/v2/",
                     timeout=min(5.0, self.retry.timeout),
-                    verify=not self.insecure,
+                    verify=self.verify_tls,
                 ).close()
             except requests.exceptions.SSLError:
                 continue
@@ -192,7 +194,7 @@ class RegistryClient:
                     data=body() if body else None,
                     stream=stream,
                     timeout=self.retry.timeout,
-                    verify=not self.insecure,
+                    verify=self.verify_tls,
                 )
             except requests.exceptions.RequestException as e:
                 if not (retry and attempt + 1 < self.retry.attempts):
@@ -260,20 +262,20 @@ class RegistryClient:
         realm = challenge.params.get("realm", "")
         if not realm:
             raise RegistryError(f"registry {self.registry} sent a bearer challenge without a realm")
-        params = {"service": challenge.params.get("service", "")}
-        if scope:
-            params["scope"] = scope
+        # several scopes (a cross-repository mount) travel as repeated scope parameters
+        params = [("service", challenge.params.get("service", ""))]
+        params += [("scope", s) for s in scope.split()]
         creds = self._creds()
         try:
             if creds and creds.identity_token:
-                form = {
-                    **params,
-                    "grant_type": "refresh_token",
-                    "client_id": "advisor",
-                    "refresh_token": creds.identity_token,
-                }
+                form = [
+                    *params,
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "advisor"),
+                    ("refresh_token", creds.identity_token),
+                ]
                 resp = self._session.post(
-                    realm, data=form, timeout=self.retry.timeout, verify=not self.insecure
+                    realm, data=form, timeout=self.retry.timeout, verify=self.verify_tls
                 )
             else:
                 auth = (creds.username, creds.password) if creds and creds.username else None
@@ -282,7 +284,7 @@ class RegistryClient:
                     params=params,
                     auth=auth,
                     timeout=self.retry.timeout,
-                    verify=not self.insecure,
+                    verify=self.verify_tls,
                 )
         except requests.exceptions.RequestException as e:
             raise RegistryError(
@@ -316,7 +318,7 @@ class RegistryClient:
     def ping(self) -> bool:
         """True when ``/v2/`` answers as a registry (200, or 401 asking for auth)."""
         try:
-            resp = self._session.get(self._url("/v2/"), timeout=5, verify=not self.insecure)
+            resp = self._session.get(self._url("/v2/"), timeout=5, verify=self.verify_tls)
         except requests.exceptions.RequestException:
             return False
         resp.close()
@@ -369,6 +371,7 @@ class RegistryClient:
             "GET",
             f"/v2/{repo}/blobs/{descriptor.digest}",
             scope=f"repository:{repo}:pull",
+            headers={"Accept-Encoding": "identity"},
             stream=True,
         )
         if resp.status_code == 404:
@@ -380,7 +383,6 @@ class RegistryClient:
         if resp.status_code != 200:
             resp.close()
             raise self._unexpected(resp, f"blob {descriptor.digest}")
-        resp.raw.decode_content = False
         return open_verified(
             _RawBody(resp), descriptor, f"blob {descriptor.digest}", on_close=resp.close
         )
@@ -526,25 +528,37 @@ def _const(data: bytes) -> Callable[[], bytes]:
 
 
 class _RawBody(io.RawIOBase):
-    """The undecoded bytes of a streamed response (what the digest covers)."""
+    """The blob's bytes from a streamed response.
+
+    A transfer encoding (storage behind a CDN may add one despite ``Accept-Encoding:
+    identity``) is undone, since the digest covers the blob, not its transport form.
+    """
 
     def __init__(self, resp: requests.Response) -> None:
         super().__init__()
         self._raw = resp.raw
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        self._decode = encoding not in ("", "identity")
+        self._pending = b""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
+        chunk = self._pending or self._read(len(view))
+        n = min(len(chunk), len(view))
+        view[:n] = chunk[:n]
+        self._pending = chunk[n:]
+        return n
+
+    def _read(self, amount: int) -> bytes:
         try:
-            chunk = self._raw.read(len(view), decode_content=False)
+            return bytes(self._raw.read(amount, decode_content=self._decode))
         except Exception as e:  # urllib3's ProtocolError, ReadTimeoutError ...
             raise RegistryError(
                 f"the registry connection broke while reading a blob: {e}", hint=_NET_HINT
             ) from e
-        view[: len(chunk)] = chunk
-        return len(chunk)
 
 
 class RegistrySource:
