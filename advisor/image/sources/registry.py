@@ -1,8 +1,9 @@
 """Registry v2 client and source (``docker://HOST/REPO:TAG`` or ``@sha256:...``).
 
-Written on ``requests`` rather than ``oras`` (0.2.x): oras-py downloads blobs to files without
-verifying digests as it streams, has no Retry-After/jittered backoff and no credential helpers,
-so it would have been wrapped almost entirely anyway.
+Written on ``requests`` rather than ``oras`` (oras-py 0.2.x): its ``download_blob`` writes
+blobs to files without checking their digest, ``put_upload`` reads a whole blob into memory,
+its retry sleeps a fixed ``2 + 3**n`` s without jitter or Retry-After and it prints, so
+wrapping it would have meant replacing most of it.
 """
 
 from __future__ import annotations
