@@ -141,7 +141,7 @@ def test_config_fields_are_parsed(tmp_path: Path) -> None:
 
 
 def _index_layout(
-    tmp_path: Path, nested: bool = False, in_index_json: bool = False
+    tmp_path: Path, nested: bool = False, in_index_json: bool = False, tag_entries: bool = False
 ) -> tuple[Path, dict[str, str]]:
     """One layout holding an amd64 and an arm64/v8 image behind an index (maybe two deep)."""
     layout = tmp_path / "multi"
@@ -174,6 +174,10 @@ def _index_layout(
     entries.append(  # attestation-like entry that must never be picked
         {**entries[0], "platform": {"os": "unknown", "architecture": "unknown"}}
     )
+    if tag_entries:  # one tag on every platform's entry, as some exporters write it
+        entries = [
+            {**e, "annotations": {"org.opencontainers.image.ref.name": "multi"}} for e in entries
+        ]
     if in_index_json:
         _write_json(layout / "index.json", {"schemaVersion": 2, "manifests": entries})
         return layout, digests
@@ -206,10 +210,13 @@ def _put_blob(
     return {"mediaType": media_type, "digest": sha256(body), "size": len(body)}
 
 
-@pytest.mark.parametrize("shape", ["index", "nested", "index.json"])
+@pytest.mark.parametrize("shape", ["index", "nested", "index.json", "tagged-entries"])
 def test_multi_platform_index_picks_the_platform(tmp_path: Path, shape: str) -> None:
     layout, digests = _index_layout(
-        tmp_path, nested=shape == "nested", in_index_json=shape == "index.json"
+        tmp_path,
+        nested=shape == "nested",
+        in_index_json=shape in ("index.json", "tagged-entries"),
+        tag_entries=shape == "tagged-entries",
     )
     ref = f"oci:{layout}" if shape == "index.json" else f"oci:{layout}:multi"
     with open_image(ref) as image:  # default: this machine's platform (linux/amd64 here)

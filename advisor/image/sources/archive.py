@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from advisor.errors import BadInputError
+from advisor.errors import AdvisorError, BadInputError
 from advisor.image.model import Descriptor
 from advisor.image.refs import DockerName, parse_docker_name
 from advisor.image.sources.base import Files, FilesSource, TarFiles, read_all
@@ -134,9 +134,7 @@ class DockerArchiveSource(FilesSource):
 def _same(wanted: DockerName, repo_tag: Any) -> bool:
     try:
         return isinstance(repo_tag, str) and parse_docker_name(repo_tag) == wanted
-    except BadInputError:
-        return False
-    except Exception:  # a malformed RepoTag never matches
+    except AdvisorError:  # a malformed RepoTag never matches
         return False
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from advisor.errors import BadInputError
 from advisor.image.model import Descriptor
 from advisor.image.sources.base import DirFiles, Files, FilesSource, TarFiles, read_all
 from advisor.image.sources.manifests import (
-    INDEX_TYPES,
     OCI_INDEX,
     REF_NAME,
     field_of,
@@ -68,8 +68,6 @@ class OciLayoutSource(FilesSource):
         return found[0]
 
     def _synthetic_index(self, found: list[Descriptor]) -> Descriptor:
-        import json
-
         body = json.dumps(
             {
                 "schemaVersion": 2,
@@ -128,4 +126,4 @@ def open_oci_archive(path: str, tag: str, reference: str) -> OciLayoutSource:
     return OciLayoutSource(files, tag, reference, f"oci-archive {path}")
 
 
-__all__ = ["INDEX_TYPES", "OciLayoutSource", "open_oci_archive", "open_oci_layout"]
+__all__ = ["OciLayoutSource", "open_oci_archive", "open_oci_layout"]
