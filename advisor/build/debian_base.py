@@ -31,12 +31,20 @@ SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 RECIPE_VERSION = "2"
 TAG = "bookworm-python3"
 SLIM_ROOT_PACKAGES = (
+    "python3",
     "python3.11",
     "python3.11-minimal",
     "libpython3.11-stdlib",
     "libstdc++6",
     "libgcc-s1",
 )
+# Tools some package (pre-)depends on for its maintainer scripts, never run by a server.
+SLIM_NEVER = (
+    "adduser", "apt", "base-passwd", "bash", "coreutils", "dash", "debconf", "debianutils",
+    "diffutils", "dpkg", "findutils", "grep", "gzip", "hostname", "init-system-helpers",
+    "login", "mount", "ncurses-bin", "passwd", "perl-base", "sed", "sysvinit-utils", "tar",
+    "util-linux",
+)  # fmt: skip
 SLIM_DROP_DIRS = (
     "usr/share/doc",
     "usr/share/man",
@@ -65,10 +73,31 @@ def cache_root() -> Path:
 
 
 def base_key(sources: bytes) -> str:
+    """Names the mmdebstrap root filesystem: suite, packages, apt sources."""
+    return _digest((SUITE, ",".join(INCLUDE), RECIPE_VERSION), sources)
+
+
+def variant_key(variant: str) -> str:
+    """Names one layout made from that root filesystem (the slim recipe is part of it)."""
+    if variant == "full":
+        return _digest((variant, RECIPE_VERSION))
+    return _digest(
+        (
+            variant,
+            RECIPE_VERSION,
+            *SLIM_ROOT_PACKAGES,
+            *SLIM_NEVER,
+            *SLIM_DROP_DIRS,
+            *SLIM_DROP_PATHS,
+        )
+    )
+
+
+def _digest(parts: tuple[str, ...], extra: bytes = b"") -> str:
     h = hashlib.sha256()
-    for part in (SUITE, ",".join(INCLUDE), RECIPE_VERSION, ",".join(SLIM_ROOT_PACKAGES)):
+    for part in parts:
         h.update(part.encode() + b"\0")
-    h.update(sources)
+    h.update(extra)
     return h.hexdigest()[:16]
 
 
@@ -78,7 +107,7 @@ def ensure_debian_base(variant: str = "full", cache: Path | None = None) -> Base
         raise BuildError(f"unknown base variant {variant!r}", hint="use full or slim")
     sources = _sources()
     root = (cache or cache_root()) / "bases" / f"debian-{SUITE}-{base_key(sources)}"
-    layout = root / variant
+    layout = root / f"{variant}-{variant_key(variant)}"
     if not (layout / "index.json").exists():
         rootfs = _ensure_rootfs(root, sources)
         _drop_device_nodes(rootfs)
@@ -176,7 +205,7 @@ def _describe(layout: Path, rootfs: Path, variant: str) -> BaseImage:
 def slim_spec(spec: Mapping[str, bytes | FileSpec], rootfs: Path) -> dict[str, bytes | FileSpec]:
     """Drop the files of every package outside the runtime closure, and the package tools."""
     status = (rootfs / "var/lib/dpkg/status").read_text()
-    keep = dependency_closure(parse_status(status), SLIM_ROOT_PACKAGES)
+    keep = dependency_closure(parse_status(status), SLIM_ROOT_PACKAGES, exclude=SLIM_NEVER)
     drop: set[str] = set(SLIM_DROP_PATHS)
     for lst in sorted((rootfs / "var/lib/dpkg/info").glob("*.list")):
         if lst.stem.split(":", 1)[0] not in keep:
@@ -219,8 +248,11 @@ def _first_name(relation: str) -> str:
     return re.split(r"[\s(:]", first, maxsplit=1)[0]
 
 
-def dependency_closure(deps: Mapping[str, list[str]], roots: Iterable[str]) -> set[str]:
-    seen: set[str] = set()
+def dependency_closure(
+    deps: Mapping[str, list[str]], roots: Iterable[str], exclude: Iterable[str] = ()
+) -> set[str]:
+    """Installed packages reachable from ``roots``, never entering ``exclude``."""
+    seen: set[str] = set(exclude)
     todo = [r for r in roots if r in deps]
     while todo:
         pkg = todo.pop()
@@ -228,4 +260,4 @@ def dependency_closure(deps: Mapping[str, list[str]], roots: Iterable[str]) -> s
             continue
         seen.add(pkg)
         todo.extend(d for d in deps.get(pkg, []) if d in deps and d not in seen)
-    return seen
+    return seen - set(exclude)

@@ -52,6 +52,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def scratch_dir() -> str | None:
+    """Where bundles go: $ADVISOR_RUN_DIR, else /dev/shm (umoci fsyncs every file, which
+    tmpfs makes free: 2x faster here), else the system temp dir."""
+    chosen = os.environ.get("ADVISOR_RUN_DIR")
+    if chosen:
+        return chosen
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 4 << 30:
+        return str(shm)
+    return None
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -82,7 +94,7 @@ def _skopeo_ref(ref: str) -> tuple[str, list[str]]:
 def unpack_image(ref: str, dest: Path | None = None) -> Bundle:
     """Unpack ``ref`` (any transport skopeo reads) into ``dest`` (a new temp dir by default)."""
     skopeo, umoci = _tool("skopeo"), _tool("umoci")
-    root = dest or Path(tempfile.mkdtemp(prefix="advisor-run-"))
+    root = dest or Path(tempfile.mkdtemp(prefix="advisor-run-", dir=scratch_dir()))
     layout = root / "layout"
     src, flags = _skopeo_ref(ref)
     _run([skopeo, "copy", "--quiet", *flags, src, f"oci:{layout}:{_TAG}"], f"skopeo copy {src}")

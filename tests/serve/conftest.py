@@ -10,6 +10,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_artifacts import make_tiny_artifacts  # tests/serve is on sys.path (rootdir conftest)
+    from tests.serve.tiny_artifacts import make_tiny_artifacts
 
     return make_tiny_artifacts(tmp_path_factory.mktemp("artifacts"))
