@@ -36,7 +36,7 @@ def test_model_layer_makes_private_files_readable(tmp_path: Path) -> None:
 
 def test_model_layer_refuses_incomplete_artifacts(tmp_path: Path) -> None:
     (tmp_path / "model.onnx").write_bytes(b"x")
-    with pytest.raises(BuildError, match="tokenizer.json"):
+    with pytest.raises(BuildError, match=r"tokenizer\.json"):
         L.model_layer(tmp_path)
 
 

@@ -136,7 +136,7 @@ def test_keep_alive_after_an_error(server: Server) -> None:
 
 
 def test_missing_artifacts_are_a_model_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="serving.json"):
+    with pytest.raises(ModelError, match=r"serving\.json"):
         Classifier(str(tmp_path))
 
 
