@@ -15,6 +15,7 @@ from advisor.analysis.categories import categorize
 from advisor.analysis.context import Context, ImageFacts
 from advisor.analysis.filetree import FileTree, LayerTree
 from advisor.analysis.layer_rows import LayerRow, base_layer_count, layer_rows
+from advisor.analysis.oslayer import installed_versions, is_build_package
 from advisor.image.model import Image
 from advisor.rules.base import Finding, Rule
 from advisor.rules.recommendations import RECOMMENDATIONS
@@ -75,6 +76,7 @@ class Advice:
     os: Mapping[str, str] = field(default_factory=dict)
     torch: Mapping[str, Any] = field(default_factory=dict)
     python_version: str = ""
+    apt_packages: tuple[str, ...] = ()
 
     @property
     def context_note(self) -> str:
@@ -147,6 +149,21 @@ def _distribution_rows(ctx: Context, details: bool) -> list[DistributionRow]:
     return rows
 
 
+def user_apt_packages(ctx: Context, base_layers: int) -> tuple[str, ...]:
+    """``name=version`` of the dpkg packages the user's layers installed on top of the base,
+    minus build tools and libraries (apt pulls those in as dependencies)."""
+    status_at_base: bytes | None = None
+    for t in ctx.trees:
+        if t.index < base_layers and "var/lib/dpkg/status" in t.heads:
+            status_at_base = t.heads["var/lib/dpkg/status"]
+    final = installed_versions(ctx.tree.read("var/lib/dpkg/status"))
+    if not final or base_layers == 0:
+        return ()
+    base = installed_versions(status_at_base)
+    added = sorted(n for n in final if n not in base and not is_build_package(n) and not n.startswith("lib"))
+    return tuple(f"{n}={final[n]}" for n in added)
+
+
 def _torch_summary(ctx: Context) -> dict[str, Any]:
     t = ctx.torch
     if t is None:
@@ -188,6 +205,7 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
         os={"id": ctx.os_info.id, "version_id": ctx.os_info.version_id, "pretty_name": ctx.os_info.pretty_name},
         torch=_torch_summary(ctx),
         python_version=ctx.python_version,
+        apt_packages=user_apt_packages(ctx, base),
     )
 
 

@@ -107,10 +107,22 @@ def read_dpkg(tree: FileTree) -> dict[str, DebPackage]:
     return packages
 
 
+def installed_versions(status: bytes | None) -> dict[str, str]:
+    """Package -> version of every installed package in a dpkg status file."""
+    if status is None:
+        return {}
+    out = {}
+    for st in _stanzas(status.decode("utf-8", "replace")):
+        if st.get("Package") and "installed" in st.get("Status", "").split():
+            out[st["Package"]] = st.get("Version", "")
+    return out
+
+
+def is_build_package(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pat) for pat in BUILD_PACKAGE_PATTERNS)
+
+
 def build_packages(packages: dict[str, DebPackage]) -> list[DebPackage]:
     """Compilers, headers, perl, VCS and friends: what a slim serving base leaves out."""
-    found = [
-        p for name, p in packages.items()
-        if any(fnmatch.fnmatchcase(name, pat) for pat in BUILD_PACKAGE_PATTERNS)
-    ]
+    found = [p for name, p in packages.items() if is_build_package(name)]
     return sorted(found, key=lambda p: (-p.size_bytes, p.name))

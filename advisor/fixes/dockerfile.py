@@ -41,6 +41,14 @@ def _install(reqs: Requirements) -> str:
     return "RUN " + " \\\n && ".join(steps)
 
 
+def _apt(packages: Sequence[str]) -> list[str]:
+    """The OS packages the user's layers added, installed with cleanup in the same RUN."""
+    if not packages:
+        return []
+    return ["RUN apt-get update \\\n && apt-get install -y --no-install-recommends " + " ".join(packages)
+            + " \\\n && rm -rf /var/lib/apt/lists/*"]
+
+
 def _onnx_note(advice: Advice) -> list[str]:
     for f in advice.findings:
         if f.rule == "ml-onnx-export":
@@ -66,11 +74,12 @@ def render_dockerfile(advice: Advice, reqs: Requirements) -> str:
         "",
         f"FROM {base}",
         'ENV PATH="/opt/venv/bin:$PATH" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1',
+        *_apt(advice.apt_packages),
         f"RUN useradd --create-home --uid {APP_UID} app",
         "COPY --from=build /opt/venv /opt/venv",
         f"WORKDIR {workdir}",
         "COPY --chown=app:app . .",
-        "USER app",
+        f"USER {APP_UID}",
         *_expose(advice.facts.exposed_ports),
         *_command(advice),
     ]

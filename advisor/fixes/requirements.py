@@ -44,7 +44,7 @@ def split_requirements(advice: Advice) -> Requirements:
     runtime, dev_pins = [], []
     torch_version = ""
     for d in dists:
-        if d.key == "torch":
+        if d.key == "torch" and not torch_version:
             torch_version = d.version.split("+", 1)[0]
         if is_gpu_dist(d.key):
             continue
