@@ -45,12 +45,12 @@ def _wrap(model: Any, arch: ArchSpec, task: TaskSpec) -> Any:
     return _Wrapper().eval()
 
 
-def dummy_inputs(arch: ArchSpec, batch: int = 2, sequence: int = 16) -> tuple[Any, ...]:
+def dummy_inputs(arch: ArchSpec, vocab: int, batch: int = 2, sequence: int = 16) -> tuple[Any, ...]:
     import torch
 
     gen = torch.Generator().manual_seed(0)
     values = {
-        "input_ids": torch.randint(5, 100, (batch, sequence), generator=gen),
+        "input_ids": torch.randint(5, max(6, vocab), (batch, sequence), generator=gen),
         "attention_mask": torch.ones(batch, sequence, dtype=torch.int64),
         "token_type_ids": torch.zeros(batch, sequence, dtype=torch.int64),
     }
@@ -58,14 +58,14 @@ def dummy_inputs(arch: ArchSpec, batch: int = 2, sequence: int = 16) -> tuple[An
 
 
 def export_onnx(model: Any, arch: ArchSpec, task: TaskSpec, path: Path, opset: int,
-                exporter: Exporter = "legacy") -> Path:
+                vocab: int, exporter: Exporter = "legacy") -> Path:
     """Write ``path`` (and ``path.data`` with the dynamo exporter); return ``path``."""
     try:
         import torch
     except ImportError as e:
         raise MissingDependencyError("torch", "export") from e
     wrapper = _wrap(model, arch, task)
-    args = dummy_inputs(arch)
+    args = dummy_inputs(arch, vocab)
     kwargs: dict[str, Any] = {
         "input_names": list(arch.inputs),
         "output_names": [task.output],

@@ -61,6 +61,8 @@ def quantize_int8(src: Path, dest: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as e:
         raise MissingDependencyError("onnxruntime", "export") from e
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # "consider pre-processing" is advice for CNNs, not here
     try:
         quantize_dynamic(
             str(src), str(dest), weight_type=QuantType.QInt8, per_channel=False,
@@ -69,6 +71,8 @@ def quantize_int8(src: Path, dest: Path) -> None:
     except (ValueError, RuntimeError, KeyError) as e:
         raise ExportError(f"int8 quantisation failed: {e}",
                           hint="re-run with --quantize none to ship the fp32 model") from e
+    finally:
+        logging.disable(previous)
 
 
 def count_ops(path: Path) -> dict[str, int]:

@@ -57,6 +57,10 @@ class _Run:
         return min(self.config.max_length, self.src.max_positions)
 
     @property
+    def vocab(self) -> int:
+        return int(self.src.config.get("vocab_size", 1000))
+
+    @property
     def final(self) -> Path:
         final = self.int8 or self.fp32
         assert final is not None
@@ -98,7 +102,8 @@ def _load(run: _Run) -> None:
 def _export(run: _Run) -> None:
     raw = run.work / "raw" / "model.onnx"
     raw.parent.mkdir()
-    run.fp32 = export_onnx(run.model, run.src.arch, run.src.task, raw, run.config.opset, EXPORTER)
+    run.fp32 = export_onnx(run.model, run.src.arch, run.src.task, raw, run.config.opset,
+                           run.vocab, EXPORTER)
     run.sizes["onnx_raw"] = _onnx_size(raw)
 
 
@@ -132,9 +137,8 @@ def _check(run: _Run, variant: str, path: Path, enforced: bool) -> None:
     atol = run.config.atol if run.config.atol is not None else run.src.arch.atol
     session = validation.open_session(path, run.config.threads)
     shapes = [(b, min(s, run.max_length)) for b, s in run.config.shapes]
-    vocab = int(run.src.config.get("vocab_size", 1000))
     report = validation.check_parity(run.model, session, run.src.arch, run.src.task, variant,
-                                     shapes, vocab, atol, enforced)
+                                     shapes, run.vocab, atol, enforced)
     run.parity.append(report)
     if not report.ok:
         failures = report.failures

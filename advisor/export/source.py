@@ -73,6 +73,7 @@ def load_torch_model(source: ModelSource) -> Any:
         import transformers
     except ImportError as e:
         raise MissingDependencyError("transformers", "export") from e
+    transformers.utils.logging.disable_progress_bar()  # library code does not draw bars
     auto = getattr(transformers, source.task.auto_class)
     try:
         model = auto.from_pretrained(source.path, attn_implementation="eager")

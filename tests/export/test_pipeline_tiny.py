@@ -1,0 +1,155 @@
+"""Every declared architecture x task, exported end to end from a tiny random model.
+
+Each run goes through the whole pipeline (export, parity at three shapes, fusion, int8,
+artifacts) and the artifacts are checked against the contract the serving image reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.export import ExportConfig, ExportResult, export_model
+from advisor.export.specs import ARCHITECTURES, TASKS
+from tests.export.conftest import TinyFactory
+from tests.export.tiny import LABELS, SENTENCES, write_csv
+
+MATRIX = [(arch, task) for arch in sorted(ARCHITECTURES) for task in sorted(TASKS)]
+SERVING_KEYS = {"schema_version", "task", "model_name", "architecture", "max_length", "inputs",
+                "outputs", "onnx_file", "onnx_sha256", "quantization", "optimization",
+                "advisor_version"}
+
+
+def _export(model: Path, out: Path, **kwargs: object) -> ExportResult:
+    return export_model(ExportConfig(model_dir=model, artifacts_dir=out, max_length=64, **kwargs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("arch", "task"), MATRIX)
+def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tmp_path: Path,
+                                                     arch: str, task: str) -> None:
+    out = tmp_path / "artifacts"
+    result = _export(tiny_model(arch, task), out)
+
+    serving = json.loads((out / "serving.json").read_text())
+    assert set(serving) == SERVING_KEYS
+    assert serving["task"] == task and serving["architecture"] == arch
+    assert serving["inputs"] == list(ARCHITECTURES[arch].inputs)
+    assert serving["outputs"] == [TASKS[task].output]
+    assert serving["quantization"] == "int8" and serving["optimization"] == "fused"
+    assert serving["onnx_sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
+    assert serving["onnx_sha256"] == result.onnx_sha256
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels == ([] if task == "feature-extraction" else
+                      LABELS if task == "text-classification" else ["O", "B-X", "I-X"])
+
+    report = json.loads((out / "validation.json").read_text())
+    assert report == json.loads(json.dumps(result.validation))
+    fp32 = [p for p in report["parity"] if p["enforced"]]
+    assert [p["variant"] for p in fp32] == ["fp32", "fp32-fused"]
+    for parity in fp32:
+        assert [(s["batch"], s["sequence"]) for s in parity["shapes"]] == [(1, 8), (2, 32), (4, 64)]
+        assert all(s["max_abs_diff"] <= 1e-4 for s in parity["shapes"]), parity
+    assert result.fused_operators.get("Attention", 0) >= 1
+    assert any(op.startswith("Q") or op == "MatMulInteger" for op in report["operators"])
+    assert report["sizes_bytes"]["onnx_int8"] < report["sizes_bytes"]["onnx_fused"]
+    _check_dynamic_shapes(out, arch, task)
+
+
+def _check_dynamic_shapes(out: Path, arch: str, task: str) -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    for batch, seq in [(3, 17), (1, 50)]:
+        feeds = {name: np.ones((batch, seq), dtype=np.int64) * (7 if name == "input_ids" else 1)
+                 for name in ARCHITECTURES[arch].inputs}
+        if "token_type_ids" in feeds:
+            feeds["token_type_ids"][:] = 0
+        (logits,) = session.run(None, feeds)
+        assert logits.shape[:2] == ((batch, seq) if task != "text-classification" else (batch, 2))
+
+
+NO_TORCH_CLIENT = r"""
+import json, sys
+sys.modules["torch"] = None          # any import of torch or transformers now fails
+sys.modules["transformers"] = None
+import numpy as np, onnxruntime as ort
+from tokenizers import Tokenizer
+d = sys.argv[1]
+serving = json.load(open(f"{d}/serving.json"))
+tok = Tokenizer.from_file(f"{d}/tokenizer.json")
+encs = tok.encode_batch(["a good movie", "bad plot and a boring story " * 40])
+arrays = {"input_ids": [e.ids for e in encs], "attention_mask": [e.attention_mask for e in encs],
+          "token_type_ids": [e.type_ids for e in encs]}
+feeds = {n: np.array(arrays[n], dtype=np.int64) for n in serving["inputs"]}
+s = ort.InferenceSession(f"{d}/{serving['onnx_file']}", providers=["CPUExecutionProvider"])
+out = s.run(serving["outputs"], feeds)[0]
+print(json.dumps({"shape": list(out.shape), "labels": json.load(open(f"{d}/labels.json"))}))
+"""
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_artifacts_serve_without_torch(tiny_model: TinyFactory, tmp_path: Path, task: str) -> None:
+    out = tmp_path / "artifacts"
+    _export(tiny_model("bert", task), out, quantize="none")
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH_CLIENT, str(out)],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shape = json.loads(proc.stdout.strip().splitlines()[-1])["shape"]
+    # padding to the longest, truncation to max_length come from tokenizer.json itself
+    assert shape[:2] == ([2, 2] if task == "text-classification" else [2, 64])
+
+
+def test_accuracy_and_agreement_on_labelled_csv(tiny_model: TinyFactory, tmp_path: Path) -> None:
+    rows = [(t, LABELS[y] if i % 2 else y) for i, (t, y) in enumerate(SENTENCES)]  # names or ids
+    data = write_csv(tmp_path / "data.csv", rows)
+    result = _export(tiny_model("bert", "text-classification"), tmp_path / "a", data_csv=data,
+                     max_accuracy_drop=100.0)
+    acc = result.validation["accuracy"]
+    assert acc["rows"] == len(SENTENCES)
+    assert set(acc["accuracy"]) == {"torch", "fp32", "int8"}
+    assert acc["agreement_with_torch"]["fp32"] == 1.0
+    assert acc["accuracy"]["fp32"] == acc["accuracy"]["torch"]
+    assert result.fp32_accuracy == acc["accuracy"]["fp32"]
+    assert result.validation["gate"]["checked"] is True
+
+
+def test_limit_caps_validation_rows(tiny_model: TinyFactory, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "data.csv", SENTENCES)
+    result = _export(tiny_model("bert", "text-classification"), tmp_path / "a", data_csv=data,
+                     limit=3, max_accuracy_drop=100.0)
+    assert result.validation["accuracy"]["rows"] == 3
+
+
+def test_fp32_unfused_export(tiny_model: TinyFactory, tmp_path: Path) -> None:
+    out = tmp_path / "a"
+    result = _export(tiny_model("distilbert", "text-classification"), out, quantize="none",
+                     optimize=False)
+    serving = json.loads((out / "serving.json").read_text())
+    assert (serving["quantization"], serving["optimization"]) == ("none", "none")
+    assert result.fused_operators == {}
+    assert "Attention" not in result.validation["operators"]
+    assert "MatMul" in result.validation["operators"]
+
+
+def test_progress_reports_every_step(tiny_model: TinyFactory, tmp_path: Path) -> None:
+    seen: list[tuple[str, int, int]] = []
+    export_model(ExportConfig(model_dir=tiny_model("bert", "text-classification"),
+                              artifacts_dir=tmp_path / "a", quantize="none",
+                              progress=lambda s, d, t: seen.append((s, d, t))))
+    assert [s for s, _, _ in seen][:3] == ["inspect", "load", "export"]
+    assert seen[-1] == ("done", 8, 8)
+
+
+def test_re_export_replaces_previous_artifacts(tiny_model: TinyFactory, tmp_path: Path) -> None:
+    out = tmp_path / "a"
+    first = _export(tiny_model("bert", "text-classification"), out, quantize="none")
+    second = _export(tiny_model("bert", "text-classification"), out)
+    assert first.onnx_sha256 != second.onnx_sha256
+    assert json.loads((out / "serving.json").read_text())["onnx_sha256"] == second.onnx_sha256
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temp or old dirs left
