@@ -12,6 +12,7 @@ import gzip
 import http.client
 import json
 import os
+import socket
 import stat
 import subprocess
 import threading
@@ -23,9 +24,9 @@ import pytest
 import requests
 
 from advisor.errors import BadInputError, DigestMismatchError, RegistryError
-from advisor.image.loader import open_image
+from advisor.image.loader import load_image, open_image
 from advisor.image.model import Descriptor, Image, Platform
-from advisor.image.refs import parse_docker_name
+from advisor.image.refs import host_platform, parse_docker_name
 from advisor.image.sources.registry import RegistryClient, RegistrySource, RetryPolicy, is_loopback
 from tests.image.helpers import make_image, make_image_written
 from tests.registry_server import (
@@ -374,8 +375,11 @@ class _Flaky:
         retry_after: str | None,
         redirect_blobs: bool = False,
         encode_blobs: bool = False,
+        cut_blobs: int = 0,
     ) -> None:
         self.upstream = upstream
+        self.cut_blobs = cut_blobs  # blob responses to break off halfway
+        self.ranges: list[str] = []
         self.encode_blobs = encode_blobs
         self.redirect_blobs = redirect_blobs
         self.failures = failures
@@ -405,14 +409,28 @@ class _Flaky:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                headers = {"Accept": self.headers.get("Accept", "*/*")}
+                if self.headers.get("Range"):
+                    headers["Range"] = self.headers["Range"]
+                    flaky.ranges.append(self.headers["Range"])
                 conn = http.client.HTTPConnection(flaky.upstream, timeout=10)
-                conn.request(
-                    "GET", self.path, headers={"Accept": self.headers.get("Accept", "*/*")}
-                )
+                conn.request("GET", self.path, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
+                conn.close()
                 self.send_response(resp.status)
-                for key in ("Content-Type", "Docker-Content-Digest"):
+                if flaky.cut_blobs and "/blobs/" in self.path and len(body) > 10_000:
+                    flaky.cut_blobs -= 1
+                    if resp.getheader("Content-Range"):
+                        self.send_header("Content-Range", resp.getheader("Content-Range", ""))
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                for key in ("Content-Type", "Docker-Content-Digest", "Content-Range"):
                     if resp.getheader(key):
                         self.send_header(key, resp.getheader(key, ""))
                 if flaky.encode_blobs and "/blobs/" in self.path:
@@ -421,7 +439,6 @@ class _Flaky:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                conn.close()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -470,6 +487,32 @@ def test_blob_reads_undo_a_transfer_encoding(
     flaky = _Flaky(registry.host, 0, 200, None, encode_blobs=True)
     with flaky, open_image(f"docker://{flaky.host}/advisor/pushed:v1") as image:
         assert read_blobs(image) == [layer.blob.size for layer in image.layers]
+
+
+def test_broken_blob_downloads_resume_with_range(
+    pushed: tuple[str, str], registry: RegistryServer, docker_config: Path
+) -> None:
+    flaky = _Flaky(registry.host, 0, 200, None, cut_blobs=2)
+    with flaky, open_image(f"docker://{flaky.host}/advisor/pushed:v1") as image:
+        big = max(image.layers, key=lambda layer: layer.blob.size).blob
+        with image.source.open_blob(big) as f:
+            assert len(f.read()) == big.size  # and its digest verified at EOF
+    first, second = (int(r.removeprefix("bytes=").removesuffix("-")) for r in flaky.ranges)
+    assert 0 < first < second < big.size  # resumed twice, each time where it broke
+
+
+def test_broken_blob_downloads_give_up(
+    pushed: tuple[str, str], registry: RegistryServer, docker_config: Path
+) -> None:
+    with _Flaky(registry.host, 0, 200, None, cut_blobs=100) as flaky:
+        name = parse_docker_name(f"{flaky.host}/advisor/pushed:v1")
+        source = RegistrySource(name, client=RegistryClient(name.registry, retry=FAST))
+        with load_image(source, host_platform()) as image:
+            big = max(image.layers, key=lambda layer: layer.blob.size).blob
+            with pytest.raises(RegistryError, match="connection broke") as info:
+                image.source.open_blob(big).read()
+        assert info.value.exit_code == 4
+        assert len(flaky.ranges) == FAST.attempts - 1
 
 
 def test_retries_are_bounded(

@@ -366,13 +366,25 @@ class RegistryClient:
         return actual if algorithm == "sha256" else digest_bytes(body)
 
     def open_blob(self, repo: str, descriptor: Descriptor) -> BinaryIO:
-        """Stream a blob (redirects to storage followed), verifying size and digest as read."""
+        """Stream a blob (redirects to storage followed), verifying size and digest as read.
+
+        A connection that breaks mid-blob is resumed with a ``Range`` request, up to the
+        retry policy's attempts.
+        """
         split_digest(descriptor.digest)
+        resp = self._get_blob(repo, descriptor, 0)
+        body = _RawBody(resp, lambda offset: self._get_blob(repo, descriptor, offset), self.retry)
+        return open_verified(body, descriptor, f"blob {descriptor.digest}")
+
+    def _get_blob(self, repo: str, descriptor: Descriptor, offset: int) -> requests.Response:
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         resp = self.request(
             "GET",
             f"/v2/{repo}/blobs/{descriptor.digest}",
             scope=f"repository:{repo}:pull",
-            headers={"Accept-Encoding": "identity"},
+            headers=headers,
             stream=True,
         )
         if resp.status_code == 404:
@@ -381,12 +393,13 @@ class RegistryClient:
                 f"blob {descriptor.digest} is missing from {self.registry}/{repo}",
                 hint="the image in the registry is incomplete; push it again",
             )
-        if resp.status_code != 200:
+        expected = 206 if offset else 200
+        if resp.status_code != expected or (
+            offset and not resp.headers.get("Content-Range", "").startswith(f"bytes {offset}-")
+        ):
             resp.close()
-            raise self._unexpected(resp, f"blob {descriptor.digest}")
-        return open_verified(
-            _RawBody(resp), descriptor, f"blob {descriptor.digest}", on_close=resp.close
-        )
+            raise self._unexpected(resp, f"blob {descriptor.digest} from byte {offset}")
+        return resp
 
     def read_blob(self, repo: str, descriptor: Descriptor) -> bytes:
         check_small(descriptor, "blob")
@@ -529,18 +542,28 @@ def _const(data: bytes) -> Callable[[], bytes]:
 
 
 class _RawBody(io.RawIOBase):
-    """The blob's bytes from a streamed response.
+    """The blob's bytes from a streamed response, resumed by ``reopen(offset)`` on a break.
 
     A transfer encoding (storage behind a CDN may add one despite ``Accept-Encoding:
-    identity``) is undone, since the digest covers the blob, not its transport form.
+    identity``) is undone, since the digest covers the blob, not its transport form; such a
+    stream cannot be resumed by byte offset.
     """
 
-    def __init__(self, resp: requests.Response) -> None:
+    def __init__(
+        self,
+        resp: requests.Response,
+        reopen: Callable[[int], requests.Response],
+        retry: RetryPolicy,
+    ) -> None:
         super().__init__()
-        self._raw = resp.raw
+        self._resp = resp
+        self._reopen = reopen
+        self._retry = retry
+        self._resumes = 0
+        self._offset = 0
+        self._pending = b""
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         self._decode = encoding not in ("", "identity")
-        self._pending = b""
 
     def readable(self) -> bool:
         return True
@@ -554,12 +577,29 @@ class _RawBody(io.RawIOBase):
         return n
 
     def _read(self, amount: int) -> bytes:
-        try:
-            return bytes(self._raw.read(amount, decode_content=self._decode))
-        except Exception as e:  # urllib3's ProtocolError, ReadTimeoutError ...
+        while True:
+            try:
+                data = bytes(self._resp.raw.read(amount, decode_content=self._decode))
+            except Exception as e:  # urllib3's ProtocolError, ReadTimeoutError ...
+                self._resume(e)
+                continue
+            self._offset += len(data)
+            return data
+
+    def _resume(self, error: Exception) -> None:
+        self._resp.close()
+        if self._decode or self._resumes + 1 >= self._retry.attempts:
             raise RegistryError(
-                f"the registry connection broke while reading a blob: {e}", hint=_NET_HINT
-            ) from e
+                f"the registry connection broke while reading a blob: {error}", hint=_NET_HINT
+            ) from error
+        time.sleep(self._retry.delay(self._resumes))
+        self._resumes += 1
+        self._resp = self._reopen(self._offset)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._resp.close()
+        super().close()
 
 
 class RegistrySource:
