@@ -125,7 +125,8 @@ class BuildResult:
     layers: tuple[LayerInfo, ...]
     history: tuple[Mapping[str, Any], ...]
     cached: bool
-    seconds: float
+    seconds: float  # this call's wall time (a cache hit is fast)
+    build_seconds: float = 0.0  # how long the build itself took, kept in the cache record
 
     @property
     def reference(self) -> str:
@@ -1106,7 +1107,7 @@ def _mount_script(rootfs: Path, binds: Sequence[Bind], argv: Sequence[str], stag
     ids = f"--setuid {who[0]} --setgid {who[1]} " if who else ""
     cmd = " ".join(shlex.quote(a) for a in argv)
     lines.append(
-        f"exec unshare --pid --fork --mount-proc --root={shlex.quote(str(rootfs))} "
+        f"exec unshare --pid --fork --kill-child --mount-proc --root={shlex.quote(str(rootfs))} "
         f"--wd={shlex.quote(stage.workdir)} {ids}-- {cmd}"
     )
     return "\n".join(lines)
@@ -1118,6 +1119,20 @@ def _run_env(stage: _Stage) -> dict[str, str]:
     who = _user_ids(stage.rootfs, str(stage.config.get("User") or ""))
     env.setdefault("HOME", who[2] if who else "/root")
     return env
+
+
+def _follow(proc: subprocess.Popen[str], tail: deque[str], say: OutputFn) -> int:
+    """Stream the step's output; on interruption kill it (``--kill-child`` ends its namespace)."""
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            tail.append(line.rstrip("\n"))
+            say(line.rstrip("\n"))
+        return proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def _run_in_rootfs(
@@ -1142,11 +1157,7 @@ def _run_in_rootfs(
             text=True,
             errors="replace",
         )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip("\n"))
-            say(line.rstrip("\n"))
-        code = proc.wait()
+        code = _follow(proc, tail, say)
     finally:
         _remove_mountpoints(created)
     if code != 0:
@@ -1264,8 +1275,9 @@ def _layer_dict(layer: LayerInfo) -> dict[str, Any]:
 def _load_result(layout: Path, seconds: float) -> BuildResult:
     record = _read_json(layout / "advisor-build.json", "build record")
     layers = tuple(LayerInfo(**item) for item in record["layers"])
+    built = float(record.get("build_seconds", 0.0))
     return BuildResult(
-        layout, record["tag"], record["digest"], layers, tuple(record["history"]), True, seconds
+        layout, record["tag"], record["digest"], layers, tuple(record["history"]), True, seconds, built
     )
 
 
@@ -1345,6 +1357,7 @@ def build_image(cfg: BuildConfig) -> BuildResult:
         stage.layers = _layer_tar_sizes(stage)
         digest = write_layout(tmp_layout, stage, cfg.tag)
         record = _result_record(stage.layers, stage.history, digest, cfg.tag)
+        record["build_seconds"] = round(time.monotonic() - started, 2)
         (tmp_layout / "advisor-build.json").write_text(json.dumps(record, indent=1, sort_keys=True))
         if layout.exists():
             shutil.rmtree(layout)
@@ -1354,7 +1367,7 @@ def build_image(cfg: BuildConfig) -> BuildResult:
         shutil.rmtree(tmp_layout, ignore_errors=True)
     seconds = time.monotonic() - started
     return BuildResult(
-        layout, cfg.tag, digest, tuple(stage.layers), tuple(stage.history), False, seconds
+        layout, cfg.tag, digest, tuple(stage.layers), tuple(stage.history), False, seconds, seconds
     )
 
 

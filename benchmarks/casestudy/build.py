@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,8 @@ def binds() -> tuple[df.Bind, ...]:
     pip_user = Path.home() / ".config" / "pip" / "pip.conf"
     return (
         df.Bind("/etc/resolv.conf", "/etc/resolv.conf"),
+        # the host's CA bundle: this network's TLS proxy signs PyPI with its own CA
+        df.Bind("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/ca-certificates.crt"),
         df.Bind("/opt/wheels", "/opt/wheels"),
         df.Bind("/opt/pypi", "/opt/pypi"),
         df.Bind("/opt/pypi-more", "/opt/pypi-more"),
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="do not stream RUN output to stderr")
     a = p.parse_args(argv)
     started = time.monotonic()
+    # turn SIGTERM into SystemExit so the builder's cleanup (work dirs, RUN processes) runs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         result = build(a.fixed, a.model_dir, not a.no_cache, a.quiet)
         if a.output:

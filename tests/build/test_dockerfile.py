@@ -46,7 +46,9 @@ def make_rootfs(root: Path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             if not dest.exists():
                 shutil.copy2(os.path.realpath(lib), dest)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
+    )
     (root / "etc" / "group").write_text("root:x:0:\napp:x:1000:\n")
     (root / "etc" / "base-file.txt").write_text("from the base\n")
     (root / "opt" / "olddir" / "old.txt").write_text("old\n")
@@ -113,7 +115,9 @@ def read_member(result: df.BuildResult, index: int, name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def built(base_ref: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[df.BuildResult, df.BuildConfig]:
+def built(
+    base_ref: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[df.BuildResult, df.BuildConfig]:
     work = tmp_path_factory.mktemp("build")
     context = make_context(work / "context")
     host = work / "host"
@@ -145,7 +149,12 @@ def test_parse_joins_continuations_and_reads_forms() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["FROM x\nHEALTHCHECK CMD true\n", "FROM x\nRUN --mount=type=cache,target=/r true\n", "RUN true\n", "FROM x\nRUN <<EOF\nx\nEOF\n"],
+    [
+        "FROM x\nHEALTHCHECK CMD true\n",
+        "FROM x\nRUN --mount=type=cache,target=/r true\n",
+        "RUN true\n",
+        "FROM x\nRUN <<EOF\nx\nEOF\n",
+    ],
 )
 def test_parse_refuses_what_it_cannot_build(text: str) -> None:
     with pytest.raises(UsageError):
@@ -199,7 +208,9 @@ def test_diff_finds_new_changed_deleted_and_replaced(tmp_path: Path) -> None:
 # -- a real build --------------------------------------------------------------------------------
 
 
-def test_layers_carry_whiteouts_opaque_dirs_and_copies(built: tuple[df.BuildResult, df.BuildConfig]) -> None:
+def test_layers_carry_whiteouts_opaque_dirs_and_copies(
+    built: tuple[df.BuildResult, df.BuildConfig],
+) -> None:
     result, _ = built
     created = [layer.created_by for layer in result.layers]
     assert created[0] == "tiny test base"
@@ -225,7 +236,10 @@ def test_history_reads_like_docker(built: tuple[df.BuildResult, df.BuildConfig])
     shown = [line for line, _ in lines]
     assert any(line.startswith("/bin/sh -c #(nop)  ENV GREETING=hello") for line in shown)
     assert "/bin/sh -c #(nop) WORKDIR /app" in shown
-    assert any(line.startswith("/bin/sh -c #(nop) COPY file:") and line.endswith(" in . ") for line in shown)
+    assert any(
+        line.startswith("/bin/sh -c #(nop) COPY file:") and line.endswith(" in . ")
+        for line in shown
+    )
     assert any(line.startswith("/bin/sh -c #(nop) COPY --from=build file:") for line in shown)
     assert any(line.startswith("/bin/sh -c rm /etc/base-file.txt") for line in shown)
     assert '/bin/sh -c #(nop)  CMD ["sh"]' in shown
@@ -234,19 +248,32 @@ def test_history_reads_like_docker(built: tuple[df.BuildResult, df.BuildConfig])
     assert sum(not e for _, e in lines) == len(result.layers)
 
 
-def test_config_and_layout_pass_independent_tools(built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path) -> None:
+def test_config_and_layout_pass_independent_tools(
+    built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path
+) -> None:
     result, _ = built
-    manifest = json.loads((result.layout / "blobs" / "sha256" / result.digest.split(":")[1]).read_bytes())
-    config: dict[str, Any] = json.loads((result.layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]).read_bytes())
+    manifest = json.loads(
+        (result.layout / "blobs" / "sha256" / result.digest.split(":")[1]).read_bytes()
+    )
+    config: dict[str, Any] = json.loads(
+        (
+            result.layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]
+        ).read_bytes()
+    )
     c = config["config"]
     assert c["User"] == "app" and c["WorkingDir"] == "/app" and c["Cmd"] == ["sh"]
     assert c["ExposedPorts"] == {"8080/tcp": {}} and c["Labels"] == {"purpose": "test"}
     assert "GREETING=hello" in c["Env"] and "BASE_ENV=1" in c["Env"]
     assert config["rootfs"]["diff_ids"] == [layer.diff_id for layer in result.layers]
-    inspect = subprocess.run(["skopeo", "inspect", result.reference], capture_output=True, text=True, check=True)
+    inspect = subprocess.run(
+        ["skopeo", "inspect", result.reference], capture_output=True, text=True, check=True
+    )
     assert json.loads(inspect.stdout)["Digest"] == result.digest
-    subprocess.run(["umoci", "unpack", "--image", f"{result.layout}:{result.tag}", str(tmp_path / "b")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{result.layout}:{result.tag}", str(tmp_path / "b")],
+        check=True,
+        capture_output=True,
+    )
     rootfs = tmp_path / "b" / "rootfs"
     assert not (rootfs / "etc" / "base-file.txt").exists()
     assert sorted(p.name for p in (rootfs / "opt" / "olddir").iterdir()) == ["new.txt"]
@@ -262,19 +289,30 @@ def test_cache_hit_returns_the_same_image(built: tuple[df.BuildResult, df.BuildC
     assert again.seconds < 5
 
 
-def test_docker_archive_export_loads_with_skopeo(built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path) -> None:
+def test_docker_archive_export_loads_with_skopeo(
+    built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path
+) -> None:
     result, _ = built
     archive = df.export_docker_archive(result, tmp_path / "img.tar", "tiny:test")
-    out = subprocess.run(["skopeo", "inspect", f"docker-archive:{archive}"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["skopeo", "inspect", f"docker-archive:{archive}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert len(json.loads(out.stdout)["Layers"]) == len(result.layers)
 
 
 def test_failed_run_names_the_step_and_shows_its_output(base_ref: str, tmp_path: Path) -> None:
     failing = "ARG BASE\nFROM ${BASE}\nRUN echo first-line && echo boom-marker >&2 && exit 7\n"
     context = make_context(tmp_path / "ctx", failing)
-    cfg = df.BuildConfig(context=context, build_args={"BASE": base_ref}, cache_root=tmp_path / "cache")
+    cfg = df.BuildConfig(
+        context=context, build_args={"BASE": base_ref}, cache_root=tmp_path / "cache"
+    )
     with pytest.raises(BuildError) as info:
         df.build_image(cfg)
     message = str(info.value)
-    assert "RUN echo first-line" in message and "exit code 7" in message and "boom-marker" in message
+    assert (
+        "RUN echo first-line" in message and "exit code 7" in message and "boom-marker" in message
+    )
     assert not any(p.name.startswith(".work-") for p in (tmp_path / "cache").iterdir())
