@@ -136,22 +136,24 @@ class SiteTests(Rule):
     recommendation = "trim-python"
 
     def evaluate(self, ctx: Context) -> list[Finding]:
-        by_pkg: dict[str, dict[str, int]] = defaultdict(dict)
+        # top-level package -> its test directories -> files
+        by_pkg: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
         for env in ctx.environments:
             prefix = env.path + "/"
             for f in ctx.tree.iter_under(env.path):
-                rel = f.path[len(prefix):]
-                parts = rel.split("/")
+                parts = f.path[len(prefix):].split("/")
                 if f.kind is not EntryKind.FILE or len(parts) < 3 or parts[0].endswith((".dist-info", ".egg-info")):
                     continue
-                if any(p in TEST_DIRS for p in parts[1:-1]):
-                    i = next(i for i, p in enumerate(parts) if i > 0 and p in TEST_DIRS)
-                    by_pkg[prefix + "/".join(parts[: i + 1])][f.path] = f.size
-        grouped: dict[str, dict[str, int]] = defaultdict(dict)
-        for d, fr in by_pkg.items():
-            grouped[d.split("-packages/")[0] + "-packages/" + d.split("-packages/")[1].split("/")[0]].update(fr)
-        return [self.finding(sum(fr.values()), [d for d in by_pkg if d.startswith(pkg + "/")], f"tests inside /{pkg}: {human(sum(fr.values()))}", fr)
-                for pkg, fr in sorted(grouped.items()) if sum(fr.values()) > 0]
+                i = next((i for i, p in enumerate(parts[:-1]) if i > 0 and p in TEST_DIRS), None)
+                if i is not None:
+                    by_pkg[prefix + parts[0]][prefix + "/".join(parts[: i + 1])][f.path] = f.size
+        out = []
+        for pkg, dirs in sorted(by_pkg.items()):
+            frees = {p: s for files in dirs.values() for p, s in files.items()}
+            total = sum(frees.values())
+            if total > 0:
+                out.append(self.finding(total, sorted(dirs), f"tests inside /{pkg}: {human(total)} in {len(dirs)} directories", frees))
+        return out
 
 
 def _group_by_owner(ctx: Context, paths: dict[str, int]) -> dict[str, dict[str, int]]:
