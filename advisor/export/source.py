@@ -84,7 +84,7 @@ def load_torch_model(source: ModelSource) -> Any:
     except Exception as e:  # safetensors raises its own SafetensorError for torn files
         if type(e).__name__ != "SafetensorError":
             raise
-        raise ExportError(f"cannot load the model in {source.path}: corrupt weights ({e})",
+        raise BadInputError(f"cannot load the model in {source.path}: corrupt weights ({e})",
                           hint="the safetensors file is truncated or corrupt; re-save the model") from e
     model.eval()
     return model
