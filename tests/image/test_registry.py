@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import io
 import json
 import os
 import socket
@@ -22,12 +23,14 @@ from typing import Any
 
 import pytest
 import requests
+import zstandard
 
 from advisor.errors import BadInputError, DigestMismatchError, RegistryError
 from advisor.image.loader import load_image, open_image
 from advisor.image.model import Descriptor, Image, Platform
 from advisor.image.refs import host_platform, parse_docker_name
 from advisor.image.sources.registry import RegistryClient, RegistrySource, RetryPolicy, is_loopback
+from advisor.image.writer import write_image
 from tests.image.helpers import make_image, make_image_written
 from tests.registry_server import (
     PASSWORD,
@@ -83,6 +86,51 @@ def test_registry_image_matches_the_layout(pushed: tuple[str, str], docker_confi
         pinned = dest.rsplit(":", 1)[0] + "@" + remote.digest
     with open_image(pinned) as by_digest:
         assert facts(by_digest) == facts(local)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_one_image_in_all_four_transports(
+    registry: RegistryServer, tmp_path: Path, compression: str, docker_config: Path
+) -> None:
+    """oci:, oci-archive:, docker-archive: and docker:// agree on config, diff_ids and sizes."""
+    oci = make_image(tmp_path, LAYERS, compression=compression)  # type: ignore[arg-type]
+    refs = [
+        oci,
+        f"oci-archive:{tmp_path / 'a.tar'}:v1",
+        f"docker-archive:{tmp_path / 'd.tar'}:app:v1",
+        f"docker://{registry.host}/advisor/four-{compression}:v1",
+    ]
+    skopeo_copy(oci, refs[1], "--dest-oci-accept-uncompressed-layers")
+    if compression == "gzip":
+        skopeo_copy(oci, refs[3])
+    else:  # skopeo gzips plain layers on push, and swaps in gzip variants it has seen
+        write_image(refs[3], LAYERS, {}, compression=compression)  # type: ignore[arg-type]
+    if compression == "zstd":  # skopeo 1.9 refuses zstd in docker formats; advisor's writer not
+        make_image(tmp_path, LAYERS, fmt="docker-archive", name="d", tag="v1")
+        refs[2] = f"docker-archive:{tmp_path / 'd.tar'}"
+    else:
+        skopeo_copy(oci, refs[2])
+    seen = []
+    for ref in refs:
+        with open_image(ref) as image:
+            uncompressed = []
+            for layer in image.layers:
+                with image.source.open_blob(layer.blob) as f:
+                    uncompressed.append(len(_decompress(f.read(), layer.compression)))
+            seen.append((image.config.digest, tuple(image.config.diff_ids), uncompressed))
+            if not ref.startswith("docker-archive:"):
+                got = [layer.compression for layer in image.layers]
+                assert got == [compression] * 2, ref
+    assert seen[0] == seen[1] == seen[2] == seen[3]
+
+
+def _decompress(data: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return gzip.decompress(data)
+    if compression == "zstd":
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as r:
+            return r.read()
+    return data
 
 
 def test_unknown_tag_and_repository_are_not_found(

@@ -340,7 +340,7 @@ class RegistryClient:
                     f"image not found: {self.registry}/{repo}:{reference}".replace(
                         ":sha256:", "@sha256:"
                     ),
-                    hint="check the repository and tag (`skopeo list-tags docker://...`)",
+                    hint=f"check the name; `skopeo list-tags docker://{self.registry}/{repo}` lists its tags",
                 )
             if resp.status_code != 200:
                 raise self._unexpected(resp, f"manifest {repo}:{reference}")
