@@ -156,9 +156,7 @@ class RegistryClient:
                     timeout=min(5.0, self.retry.timeout),
                     verify=self.verify_tls,
                 ).close()
-            except requests.exceptions.SSLError:
-                continue
-            except requests.exceptions.RequestException:
+            except requests.exceptions.RequestException:  # TLS to a plain server, refused ...
                 continue
             self._base = f"{scheme}://{self.host}"
             return self._base
@@ -467,12 +465,22 @@ class RegistryClient:
         if resp.status_code != 202:
             raise self._unexpected(resp, f"starting the upload of {descriptor.digest}")
         location = self._url(resp.headers.get("Location", ""))
-        with factory() as stream:
-            if chunk_size and descriptor.size > chunk_size:
+        if chunk_size and descriptor.size > chunk_size:
+            with factory() as stream:
                 location = self._patch_chunks(location, stream, descriptor.size, chunk_size, scope)
-                self._finish_upload(location, descriptor, scope, None)
-            else:
-                self._finish_upload(location, descriptor, scope, _Sized(stream, descriptor.size))
+            self._finish_upload(location, descriptor, scope, None)
+            return
+        opened: list[BinaryIO] = []
+
+        def fresh() -> _Sized:  # a re-sent PUT (after a 401) needs the bytes from the start
+            opened.append(factory())
+            return _Sized(opened[-1], descriptor.size)
+
+        try:
+            self._finish_upload(location, descriptor, scope, fresh)
+        finally:
+            for stream in opened:
+                stream.close()
 
     def _patch_chunks(
         self, location: str, stream: BinaryIO, size: int, chunk_size: int, scope: str
@@ -498,7 +506,11 @@ class RegistryClient:
         return location
 
     def _finish_upload(
-        self, location: str, descriptor: Descriptor, scope: str, body: _Sized | None
+        self,
+        location: str,
+        descriptor: Descriptor,
+        scope: str,
+        body: Callable[[], _Sized] | None,
     ) -> None:
         sep = "&" if urllib.parse.urlparse(location).query else "?"
         url = f"{location}{sep}{urllib.parse.urlencode({'digest': descriptor.digest})}"
@@ -510,7 +522,7 @@ class RegistryClient:
             url,
             scope=scope,
             headers=headers,
-            body=(lambda: body) if body is not None else None,
+            body=body,
             retry=False,
         )
         resp.close()
