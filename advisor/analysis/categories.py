@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from advisor.analysis.capture import is_shared_object
 from advisor.analysis.context import Context
 from advisor.analysis.mlstack import is_gpu_dist
 from advisor.analysis.models import WEIGHT_SUFFIXES
@@ -32,7 +33,8 @@ def categorize(ctx: Context, findings: Sequence[Finding]) -> dict[str, int]:
     for d in ctx.scan.distributions:
         c = _category_of_dist(d.key)
         for p in d.files:
-            if c == "ml" and d.key == "torch" and any(m in p.rsplit("/", 1)[-1] for m in _GPU_LIB_MARKERS):
+            name = p.rsplit("/", 1)[-1]
+            if c == "ml" and d.key == "torch" and is_shared_object(name) and any(m in name for m in _GPU_LIB_MARKERS):
                 cat.setdefault(p, "gpu")
             else:
                 cat.setdefault(p, c)

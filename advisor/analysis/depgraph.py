@@ -97,6 +97,16 @@ class DepGraph:
         return sum(self.sizes.get(n, 0) for n in set(names))
 
 
+# Extras that exist to develop a package, never to run it: they do not keep their tools.
+DEV_EXTRAS = frozenset({"dev", "develop", "development", "test", "tests", "testing", "lint", "linting",
+                        "docs", "doc", "typing", "types", "style", "quality", "qa", "check", "checks"})
+
+
+def without_dev_extras(graph: DepGraph) -> DepGraph:
+    """The graph minus edges that only a development extra (``pkg[dev]``) brings."""
+    return DepGraph(graph.sizes, tuple(e for e in graph.edges if e.extra.lower() not in DEV_EXTRAS), graph.missing)
+
+
 def _parse(req: str) -> Requirement | None:
     try:
         return Requirement(req)

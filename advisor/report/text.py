@@ -38,7 +38,7 @@ def _python(a: Advice) -> list[str]:
     lines.append(f"Largest distributions (of {len(a.distributions)})")
     for d in a.distributions[:TOP_DISTS]:
         extra = f"  (with deps only it needs: {human(d.removable_with_deps_bytes)})" if d.removable_with_deps_bytes > d.size_bytes else ""
-        lines.append(f"  {d.name} {d.version:<18} {human(d.size_bytes):>10}{extra}")
+        lines.append(f"  {d.name:<28} {d.version:<18} {human(d.size_bytes):>10}{extra}")
     for u in a.unowned:
         if int(u["size_bytes"]):
             lines.append(f"  unowned bytes in /{u['environment']}: {human(int(u['size_bytes']))}")

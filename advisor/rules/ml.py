@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from advisor.analysis.context import Context
+from advisor.analysis.depgraph import DepGraph, without_dev_extras
 from advisor.analysis.mlstack import (
     ONNX_SERVING_STACK_BYTES,
     SLIM_BASE_BYTES,
@@ -66,8 +67,12 @@ class OnnxExport(Rule):
         training = sorted(TRAINING_DISTS & set(ctx.dists))
         if not models or training:
             return []
-        heavy = [k for k in ML_HEAVY if k in ctx.dists]
-        removed = ctx.graph.removable_with_deps(heavy) | {k for k in ctx.dists if is_gpu_dist(k)}
+        heavy = {k for k in ML_HEAVY if k in ctx.dists}
+        # What requires torch/transformers (the serving app itself) moves to onnxruntime with
+        # the export: its edges into them no longer keep them.
+        users = sorted({e.source for e in ctx.graph.edges if e.target in heavy and e.source not in heavy})
+        graph = DepGraph(ctx.graph.sizes, tuple(e for e in ctx.graph.edges if e.target not in heavy or e.source in heavy))
+        removed = graph.removable_with_deps(heavy) | {k for k in ctx.dists if is_gpu_dist(k)}
         keep = {"onnxruntime", "numpy", "tokenizers"}
         removed -= keep
         frees = ctx.dist_files(removed)
@@ -89,7 +94,7 @@ class OnnxExport(Rule):
         return [self.finding(
             net, [m.path for m in models] + [ctx.dists[k].metadata_path for k in sorted(removed)][:20],
             msg, frees, added_bytes=added,
-            data={"removed_distributions": sorted(removed), "expected_image_bytes": expected,
+            data={"removed_distributions": sorted(removed), "expected_image_bytes": expected, "rewrites": users,
                   "model_bytes": model_bytes, "models": [m.folder for m in models]},
         )]
 
@@ -114,7 +119,7 @@ class DevTools(Rule):
         tools = sorted(t for t in DEV_TOOLS if t in ctx.dists)
         if not tools:
             return []
-        graph = ctx.graph
+        graph = without_dev_extras(ctx.graph)
         freed = graph.removable_with_deps(tools)
         owner: dict[str, str] = {}
         # Shared dependencies go to the largest tool that pulls them in.

@@ -75,6 +75,8 @@ class PipNoCacheDir(Rule):
                 continue
             frees = _layer_cache_files(ctx, step.layer, ("/.cache/pip/",))
             total = sum(frees.values())
+            if total == 0:
+                continue  # the cache went away in the same RUN: nothing shipped
             out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
                                     f"step {step.index}: `{step.line[:120]}` keeps pip's cache ({human(total)} in layer {step.layer})",
                                     frees, data={"step": step.index, "layer": step.layer}))
@@ -95,6 +97,8 @@ class AptNoCleanup(Rule):
                 continue
             frees = _layer_cache_files(ctx, step.layer, ("var/lib/apt/lists/", "var/cache/apt/"))
             total = sum(frees.values())
+            if total == 0:
+                continue
             out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
                                     f"step {step.index}: `{step.line[:120]}` leaves apt lists/caches ({human(total)} in layer {step.layer})",
                                     frees, data={"step": step.index, "layer": step.layer}))

@@ -158,3 +158,25 @@ def test_unstripped_saving_matches_strip() -> None:
     assert shutil.which("strip")
     assert abs(f.bytes - freed) <= 0.10 * freed, (f.bytes, freed)
     assert all("libclean" not in p for p in f.paths)
+
+
+def test_dev_tools_behind_a_dev_extra_are_still_reported() -> None:
+    img = fx.dev_tools()
+    img.layers[1].update(fx.dist("myapp", "1.0", {"myapp/__init__.py": 10},
+                                 ["flask", 'pytest; extra == "dev"', 'black; extra == "dev"'], ["dev"]))
+    assert {f.data["distribution"] for f in _findings("py-dev-tools", img)} == {"black", "pytest"}
+
+
+def test_onnx_export_when_the_app_itself_requires_torch() -> None:
+    img = fx.onnx_candidate()
+    img.layers[1].update(fx.dist("serving-app", "1.0", {"serving_app/__init__.py": 10}, ["transformers[torch]", "torch", "numpy"]))
+    (f,) = _findings("ml-onnx-export", img)
+    assert f.data["rewrites"] == ["serving-app"]
+    assert {"torch", "transformers"} <= set(f.data["removed_distributions"])
+    assert "numpy" not in f.data["removed_distributions"]
+
+
+def test_pip_without_no_cache_dir_but_no_cache_left_is_silent() -> None:
+    img = fx.pip_cache()
+    img.layers[1] = {"usr/local/lib/python3.11/site-packages/x.py": 10}
+    assert _findings("dockerfile-pip-cache", img) == []
