@@ -57,12 +57,15 @@ def open_source(ref: ImageRef, *, insecure: bool = False) -> ManifestSource:
 
 
 def _open_bare_name(ref: ImageRef, *, insecure: bool) -> ManifestSource:
-    from advisor.image.sources.daemon import DockerEngine, open_daemon_image
+    from advisor.image.sources.daemon import DockerEngine, ImageNotInEngine, open_daemon_image
     from advisor.image.sources.registry import RegistrySource
 
     engine = DockerEngine.from_env()
     if engine.answers():
-        return open_daemon_image(ref.docker_name, engine=engine, reference=str(ref))
+        try:
+            return open_daemon_image(ref.docker_name, engine=engine, reference=str(ref))
+        except ImageNotInEngine:
+            pass  # as `docker run` would pull it: read it from its registry
     return RegistrySource(ref.docker_name, insecure=insecure, reference=str(ref))
 
 

@@ -156,6 +156,18 @@ def test_bare_name_falls_back_to_the_registry(
         assert image.digest == local.digest
 
 
+@pytest.mark.registry
+def test_bare_name_missing_from_the_engine_comes_from_the_registry(
+    engine: tuple[FakeEngine, str], registry: RegistryServer, tmp_path: Path, docker_config: Path
+) -> None:
+    fake, _ = engine
+    oci = make_image(tmp_path, LAYERS, name="pulled")
+    skopeo_copy(oci, f"docker://{registry.host}/advisor/pulled:v1")
+    with open_image(f"{registry.host}/advisor/pulled:v1") as image, open_image(oci) as local:
+        assert image.digest == local.digest
+    assert fake.requests == ["/_ping", f"/images/{registry.host}/advisor/pulled:v1/get"]
+
+
 def test_engine_names() -> None:
     assert engine_name(parse_docker_name("ubuntu")) == "ubuntu:latest"
     assert engine_name(parse_docker_name("localhost:5000/a:b")) == "localhost:5000/a:b"

@@ -26,6 +26,10 @@ _HINT = (
 )
 
 
+class ImageNotInEngine(BadInputError):
+    """The engine answered, but does not hold the image."""
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -96,7 +100,7 @@ class DockerEngine:
             conn.request("GET", f"/images/{urllib.parse.quote(name, safe='')}/get")
             resp = conn.getresponse()
             if resp.status == 404:
-                raise BadInputError(
+                raise ImageNotInEngine(
                     f"image not found in the Docker engine at {self.where}: {name}",
                     hint="`docker images` lists what the engine has; pull it first or use docker://",
                 )
