@@ -227,11 +227,14 @@ class _Writable(Protocol):
 # -- directory to spec ---------------------------------------------------------------------
 
 
-def spec_from_dir(root: Path, prefix: str = "", keep_owner: bool = False) -> dict[str, FileSpec]:
+def spec_from_dir(
+    root: Path, prefix: str = "", keep_owner: bool = False, skip_special: bool = False
+) -> dict[str, FileSpec]:
     """Every entry under ``root`` as a spec (sorted walk, symlinks kept as links).
 
     Files sharing an inode become hardlinks to the first path in sorted order. Modes are
-    kept (permission bits only); ``prefix`` is prepended to every in-layer path.
+    kept (permission bits only); ``prefix`` is prepended to every in-layer path. Devices,
+    sockets and FIFOs raise ``BuildError`` unless ``skip_special`` leaves them out.
     """
     prefix = clean_path(prefix)
     out: dict[str, FileSpec] = {}
@@ -242,8 +245,15 @@ def spec_from_dir(root: Path, prefix: str = "", keep_owner: bool = False) -> dic
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()
             path = f"{prefix}/{rel}" if prefix else rel
+            if skip_special and _is_special(full):
+                continue
             out[path] = _spec_for(full, seen_inodes, path, keep_owner)
     return out
+
+
+def _is_special(path: Path) -> bool:
+    mode = path.lstat().st_mode
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
 
 
 def _spec_for(
