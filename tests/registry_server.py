@@ -197,7 +197,7 @@ def _token_handler(signer: _Signer, log: list[dict[str, str]]) -> type[BaseHTTPR
 def _token_block(workdir: Path, log: list[dict[str, str]]) -> tuple[str, ThreadingHTTPServer]:
     signer, cert = _make_signer(workdir)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _token_handler(signer, log))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     realm = f"http://127.0.0.1:{server.server_address[1]}/token"
     block = (
         f"auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"

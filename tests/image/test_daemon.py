@@ -91,7 +91,7 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Fa
     sock = Path(f"/tmp/advisor-engine-{os.getpid()}-{id(tmp_path)}.sock")  # AF_UNIX paths are short
     fake = FakeEngine(sock, {"advisor-test/app:1.0": data})
     server = _UnixHTTPServer(str(sock), _handler(fake))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
     try:
         yield fake, archive

@@ -205,7 +205,7 @@ def manifest_bytes(layout: Path, manifest: dict[str, Any]) -> bytes:
     return body
 
 
-@pytest.mark.parametrize("chunk_size", [0, 4096])
+@pytest.mark.parametrize("chunk_size", [0, 65536])
 def test_push_then_skopeo_reads_it(
     registry: RegistryServer, tmp_path: Path, chunk_size: int, docker_config: Path
 ) -> None:
@@ -494,7 +494,7 @@ class _Flaky:
         return Handler
 
     def __enter__(self) -> _Flaky:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
