@@ -37,10 +37,20 @@ def dev_distributions(advice: Advice) -> set[str]:
     return out
 
 
+def _dev_tools(advice: Advice) -> set[str]:
+    """The dev tools themselves (pytest, black...), not the libraries they pull in."""
+    out: set[str] = set()
+    for f in advice.findings:
+        tools = f.data.get("tools", []) if f.rule == "py-dev-tools" else []
+        if isinstance(tools, list):
+            out.update(str(t) for t in tools)
+    return out
+
+
 def split_requirements(advice: Advice) -> Requirements:
     dists = [d for d in advice.distributions if d.environment not in SYSTEM_SITES and d.key not in TOOLING]
     dev = dev_distributions(advice)
-    dev_roots = {f.data.get("distribution") for f in advice.findings if f.rule == "py-dev-tools"}
+    dev_roots = _dev_tools(advice)
     runtime, dev_pins = [], []
     torch_version = ""
     for d in dists:

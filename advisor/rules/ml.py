@@ -78,7 +78,7 @@ class OnnxExport(Rule):
         frees = ctx.dist_files(removed)
         present = sum(ctx.dists[k].size_bytes for k in keep if k in ctx.dists)
         added = max(0, ONNX_SERVING_STACK_BYTES - present)
-        model_bytes = sum(ctx.tree.du(m.folder) for m in models)
+        model_bytes = _distinct_model_bytes(ctx, [m.folder for m in models])
         gross = sum(frees.values())
         if gross == 0:
             return []  # something the image keeps needs torch and transformers
@@ -98,6 +98,22 @@ class OnnxExport(Rule):
                   "model_bytes": model_bytes, "models": [m.folder for m in models]},
         )]
 
+
+def _distinct_model_bytes(ctx: Context, folders: list[str]) -> int:
+    """Bytes of the model folders, a folder holding the same weights as an earlier one once."""
+    seen: set[tuple[int, ...]] = set()
+    total = 0
+    for folder in folders:
+        key = tuple(sorted(f.size for f in ctx.tree.iter_under(folder) if f.size >= 1024 * 1024))
+        if key in seen:
+            continue
+        seen.add(key)
+        total += ctx.tree.du(folder)
+    return total
+
+
+# Packaging tools stay even when only a dev tool's extra names them.
+PACKAGING = frozenset({"pip", "setuptools", "wheel"})
 
 DEV_TOOLS = (
     "pytest", "jupyter", "jupyterlab", "notebook", "jupyter-server", "ipython", "ipykernel",
@@ -120,7 +136,7 @@ class DevTools(Rule):
         if not tools:
             return []
         graph = without_dev_extras(ctx.graph)
-        freed = graph.removable_with_deps(tools)
+        freed = graph.removable_with_deps(tools) - PACKAGING
         owner: dict[str, str] = {}
         # Shared dependencies go to the largest tool that pulls them in.
         for tool in sorted(tools, key=lambda t: (-graph.bytes_of(graph.closure([t]) & freed), t)):
@@ -136,5 +152,6 @@ class DevTools(Rule):
                    f"needs ({', '.join(d for d in mine if d != tool)[:200] or 'none'}): {human(sum(frees.values()))}")
             findings.append(self.finding(
                 sum(frees.values()), [ctx.dists[d].metadata_path for d in mine if d in ctx.dists], msg,
-                frees, data={"distribution": tool, "removed_distributions": mine}))
+                frees, data={"distribution": tool, "removed_distributions": mine,
+                             "tools": [d for d in mine if d in DEV_TOOLS]}))
         return findings
