@@ -329,3 +329,13 @@ def test_push_to_registry(tmp_path: Path, registry: Any, docker_config: Path) ->
             check=True,
         )
         assert json.loads(out.stdout)["Digest"] == written.manifest_digest
+
+
+def test_special_files_are_refused_or_skipped(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "f").write_bytes(b"x")
+    os.mkfifo(root / "pipe")
+    with pytest.raises(BuildError, match="special file"):
+        spec_from_dir(root)
+    assert sorted(spec_from_dir(root, skip_special=True)) == ["f"]
