@@ -1,8 +1,16 @@
 """Daemonless image sources: OCI layouts and archives, docker-archive, registry v2, Docker engine.
 
-Each source implements ``ManifestSource`` (``advisor.image.sources.base``): ``root()`` names
-the manifest or index the reference points at, ``read_manifest`` returns small verified JSON
-documents, and ``open_blob`` streams a blob while verifying its size and digest.
+Each source implements ``ManifestSource`` (``base``): ``root()`` names the manifest or index
+the reference points at, ``read_manifest`` returns small verified JSON documents, and
+``open_blob`` streams a blob while verifying its size and digest (``verify``).
+
+- ``oci``: ``oci:DIR[:TAG]`` and ``oci-archive:FILE[:TAG]`` (read in place, never extracted)
+- ``archive``: ``docker-archive:FILE[:REF]`` (``docker save`` output, several images, gzip)
+- ``registry``: ``docker://`` (``RegistryClient`` also pushes, for ``advisor.image.writer``)
+- ``credentials``: ``~/.docker/config.json`` / ``DOCKER_CONFIG`` and credential helpers
+- ``daemon``: ``docker-daemon:`` over the engine's unix socket (``DOCKER_HOST``)
+
+Only ``registry`` imports ``requests``; ``advisor.image.loader`` imports each source lazily.
 """
 
 from advisor.image.sources.base import ManifestSource
