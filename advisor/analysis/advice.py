@@ -114,6 +114,15 @@ def _finding_savings(f: Finding, claimed: set[str]) -> int:
     return gross - added
 
 
+def _fix_text(fix: str, findings: Sequence[Finding]) -> str:
+    """Fill the generic fix with what the findings know (the torch version to pin)."""
+    for f in findings:
+        version = f.data.get("torch_version")
+        if isinstance(version, str) and "VERSION" in fix:
+            return fix.replace("VERSION", version.split("+", 1)[0])
+    return fix
+
+
 def recommend(findings: Sequence[Finding], rules: Sequence[Rule]) -> list[Recommendation]:
     """Group findings by their rule's recommendation; credit each path to the first claimer."""
     rec_of = {r.id: r.recommendation for r in rules}
@@ -131,7 +140,8 @@ def recommend(findings: Sequence[Finding], rules: Sequence[Rule]) -> list[Recomm
             saved = sum(_finding_savings(findings[i], claimed) for i in idx)
         rules_hit = tuple(sorted({findings[i].rule for i in idx}))
         alt = rdef.alternative_to if rdef.alternative_to in active else ""
-        out.append(Recommendation(rdef.id, rdef.title, rdef.fix, max(0, saved), max(0, standalone),
+        out.append(Recommendation(rdef.id, rdef.title, _fix_text(rdef.fix, [findings[i] for i in idx]),
+                                  max(0, saved), max(0, standalone),
                                   tuple(idx), rules_hit, alt))
     return sorted(out, key=lambda r: (-r.estimated_savings_bytes, -r.standalone_savings_bytes, r.id))
 

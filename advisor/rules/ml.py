@@ -120,7 +120,7 @@ DEV_TOOLS = (
     "ipywidgets", "black", "flake8", "mypy", "pylint", "isort", "ruff", "pre-commit", "tox",
     "nox", "coverage", "hypothesis", "sphinx", "debugpy", "autopep8", "yapf", "bandit",
     "pyright", "nbconvert", "pytest-cov", "pytest-xdist", "pytest-timeout", "pytest-mock",
-    "line-profiler", "memory-profiler", "snakeviz", "types-requests", "mypy-extensions",
+    "line-profiler", "memory-profiler", "snakeviz", "types-requests",
 )
 
 

@@ -105,3 +105,10 @@ def test_disabled_rules_are_not_run() -> None:
     advice = build_advice(fx.apt().context(), AdviseOptions(disabled_rules=frozenset({"os-apt-lists"})))
     assert "os-apt-lists" not in {f.rule for f in advice.findings}
     assert len(ALL_RULES) >= 20
+
+
+def test_cpu_torch_fix_names_the_version() -> None:
+    advice = build_advice(fx.cuda_torch().context())
+    (rec,) = [r for r in advice.recommendations if r.id == "cpu-torch"]
+    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.14.1" in rec.fix
+    assert rec.alternative_to == "" and rec.estimated_savings_bytes == rec.standalone_savings_bytes > 0
