@@ -22,13 +22,10 @@ if TYPE_CHECKING:
 
 
 def parse_platform(value: str | None) -> Platform | None:
-    """``os/arch[/variant]`` as Docker and skopeo spell it."""
-    if not value:
-        return None
-    parts = value.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise UsageError(f"bad --platform '{value}'", hint="use OS/ARCH[/VARIANT], e.g. linux/amd64")
-    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+    """``--platform`` as Docker and skopeo spell it, or None for this machine's."""
+    from advisor.image.refs import parse_platform as parse
+
+    return parse(value) if value else None
 
 
 PlatformOpt = Annotated[
