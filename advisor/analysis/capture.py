@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 
+from advisor.analysis.secrets import secret_capture
 from advisor.image.model import Capture, Entry, EntryKind
 
 # A metadata file larger than this is not metadata any more: keep the head only.
@@ -97,4 +98,5 @@ def capture_for(entry: Entry) -> Capture | None:
         _metadata_capture(entry, parent, name)
         or _system_capture(entry, path, name)
         or _content_capture(entry, path, name)
+        or secret_capture(entry)  # small key/credential/.env files, for sec-secrets-in-layers
     )

@@ -19,6 +19,12 @@ class RecommendationDef:
 
 RECOMMENDATIONS: tuple[RecommendationDef, ...] = (
     RecommendationDef(
+        "remove-secrets", "Take secrets out of the image and rotate them",
+        "revoke and rotate every credential found; pass secrets at build time with "
+        "RUN --mount=type=secret and at run time through the orchestrator, never COPY or ENV them "
+        "(deleting them in a later layer does not remove them from the image)",
+    ),
+    RecommendationDef(
         "onnx-runtime", "Export the model to ONNX and serve it with onnxruntime (no torch, no transformers)",
         "advisor export IMAGE --output oci:slim:latest --quantize int8  (or: pip install --no-cache-dir "
         "onnxruntime numpy && pip install --no-cache-dir --no-deps tokenizers; drop torch and transformers)",

@@ -17,6 +17,7 @@ from advisor.rules.leftovers import (
 )
 from advisor.rules.ml import CudaTorch, DevTools, OnnxExport
 from advisor.rules.models import DuplicateCopies, DuplicateFormats, StaleHfCache
+from advisor.rules.secrets import SecretsInLayers
 from advisor.rules.system import (
     AptNoCleanup,
     CopyContext,
@@ -27,6 +28,7 @@ from advisor.rules.system import (
 )
 
 ALL_RULES: tuple[Rule, ...] = (
+    SecretsInLayers(),
     OnnxExport(), CudaTorch(), DevTools(),
     PipCache(), AptLists(), AptArchives(), PipNoCacheDir(), AptNoCleanup(),
     DuplicateFormats(), DuplicateCopies(), StaleHfCache(),

@@ -258,3 +258,14 @@ def unstripped_elf() -> Img:
 
 
 TRIGGERS["lib-unstripped"] = unstripped_elf
+
+
+def secrets() -> Img:
+    """A .env with an AWS key pair (AWS's documented example values), deleted later: still shipped."""
+    env = "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+    return Img([python_base(), {"app/.env": env, "app/main.py": "print()\n"}, {"app/x": 1}],
+               ["ADD file:abc in /", "COPY . /app # buildkit", "RUN /bin/sh -c rm /app/.env"],
+               whiteouts={2: ("app/.env",)})
+
+
+TRIGGERS["sec-secrets-in-layers"] = secrets
