@@ -5,6 +5,7 @@ from __future__ import annotations
 from advisor.analysis.context import Context
 from advisor.analysis.depgraph import DepGraph, without_dev_extras
 from advisor.analysis.mlstack import (
+    ONNX_SERVING_STACK,
     ONNX_SERVING_STACK_BYTES,
     SLIM_BASE_BYTES,
     TRAINING_DISTS,
@@ -73,7 +74,7 @@ class OnnxExport(Rule):
         users = sorted({e.source for e in ctx.graph.edges if e.target in heavy and e.source not in heavy})
         graph = DepGraph(ctx.graph.sizes, tuple(e for e in ctx.graph.edges if e.target not in heavy or e.source in heavy))
         removed = graph.removable_with_deps(heavy) | {k for k in ctx.dists if is_gpu_dist(k)}
-        keep = {"onnxruntime", "numpy", "tokenizers"}
+        keep = set(ONNX_SERVING_STACK)
         removed -= keep
         frees = ctx.dist_files(removed)
         present = sum(ctx.dists[k].size_bytes for k in keep if k in ctx.dists)

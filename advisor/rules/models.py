@@ -26,10 +26,13 @@ class DuplicateFormats(Rule):
             for fmt, files in fs.formats.items():
                 if fmt != keep:
                     for p in files:
-                        info = ctx.tree.get(p)
-                        frees[p] = info.size if info is not None else 0
+                        real = ctx.tree.resolve(p)  # a hub snapshot links to its blob
+                        info = ctx.tree.get(real)
+                        frees[real] = info.size if info is not None else 0
             drop = sorted(f for f in fs.formats if f != keep)
             total = sum(frees.values())
+            if total == 0:
+                continue
             out.append(self.finding(total, list(frees), f"/{fs.folder} holds the model as {', '.join(sorted(fs.formats))}: "
                                     f"keep {keep}, drop {', '.join(drop)} ({human(total)})", frees,
                                     data={"folder": fs.folder, "keep": keep, "drop": drop}))

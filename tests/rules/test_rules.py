@@ -180,3 +180,15 @@ def test_pip_without_no_cache_dir_but_no_cache_left_is_silent() -> None:
     img = fx.pip_cache()
     img.layers[1] = {"usr/local/lib/python3.11/site-packages/x.py": 10}
     assert _findings("dockerfile-pip-cache", img) == []
+
+
+def test_formats_in_a_hub_snapshot_count_the_blobs() -> None:
+    repo = "root/.cache/huggingface/hub/models--org--bert"
+    img = fx.Img([fx.python_base(), {
+        f"{repo}/blobs/st": 90 * fx.MB, f"{repo}/blobs/pt": 91 * fx.MB,
+        f"{repo}/snapshots/r1/model.safetensors": fx.symlink(f"{repo}/snapshots/r1/model.safetensors", "../../blobs/st"),
+        f"{repo}/snapshots/r1/pytorch_model.bin": fx.symlink(f"{repo}/snapshots/r1/pytorch_model.bin", "../../blobs/pt"),
+    }])
+    (f,) = _findings("model-duplicate-formats", img)
+    assert f.bytes == 91 * fx.MB and list(f.frees) == [f"{repo}/blobs/pt"]
+    assert _findings("model-hf-cache-stale", img) == []
