@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from advisor import __version__
 from advisor.analysis.filetree import FileTree
@@ -24,6 +24,7 @@ from advisor.build.wheels import (
     compile_bytecode,
     default_requirements,
     download_wheels,
+    imported_sources,
     install_wheels,
     tree_size,
 )
@@ -36,6 +37,7 @@ from advisor.image.writer import write_image
 DEFAULT_BASE = "docker.io/library/python:3.11-slim"
 DEFAULT_PORT = 8080
 Progress = Callable[[str], None]
+Bytecode = Literal["imported", "all", "none"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class BuildConfig:
     port: int = DEFAULT_PORT
     user: L.User = field(default_factory=L.User)
     labels: Mapping[str, str] = field(default_factory=dict)
-    bytecode: bool = True
+    bytecode: Bytecode = "imported"  # what to precompile: see benchmarks/build/report.md
     requirements: tuple[str, ...] = ()  # empty: pins from default_requirements()
     workers: int = 1
     intra_op_threads: int = 0
@@ -75,7 +77,7 @@ class BuildResult:
     target: PythonTarget
     layers: tuple[LayerReport, ...]
     requirements: tuple[str, ...]
-    bytecode: bool
+    bytecode: str  # what was precompiled: imported | all | none
     packages_size_bytes: int  # installed onnxruntime + numpy + tokenizers, without bytecode
     model_size_bytes: int
 
@@ -119,7 +121,7 @@ def _build(
     install_wheels(target, wheels, site)
     packages_size = tree_size(site)
     app = L.stage_app(tmp / "app")
-    bytecode = config.bytecode and _compile(site, app, target)
+    bytecode = _compile(config.bytecode, site, app, config.artifacts, target)
     specs = {
         "deps": L.deps_layer(site),
         "model": L.model_layer(config.artifacts),
@@ -153,10 +155,24 @@ def _build(
     )
 
 
-def _compile(site: Path, app: Path, target: PythonTarget) -> bool:
-    return compile_bytecode(site, "/" + L.DEPS_DIR, target) and compile_bytecode(
-        app, "/" + L.APP_DIR, target
+def _compile(mode: Bytecode, site: Path, app: Path, artifacts: Path, target: PythonTarget) -> str:
+    """Precompile the deps and the app: all of it, or exactly the modules serving imports."""
+    if mode == "none":
+        return "none"
+    roots = [site.resolve(), app.resolve()]
+    used = imported_sources(roots, artifacts, target) if mode == "imported" else None
+    done = all(
+        compile_bytecode(
+            r,
+            f"/{prefix}",
+            target,
+            None if used is None else {f for f in used if f.is_relative_to(r)},
+        )
+        for r, prefix in zip(roots, (L.DEPS_DIR, L.APP_DIR), strict=True)
     )
+    if not done:
+        return "none"
+    return "all" if used is None else "imported"
 
 
 def serving_info(artifacts: Path) -> dict[str, Any]:

@@ -11,16 +11,17 @@ with the host's shebang, ``direct_url.json``) is removed, and RECORD says so.
 
 from __future__ import annotations
 
-import compileall
 import csv
 import hashlib
+import importlib.util
 import io
+import json
 import os
 import py_compile
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -153,21 +154,66 @@ def tree_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def compile_bytecode(root: Path, image_dir: str, target: PythonTarget) -> bool:
+def compile_bytecode(
+    root: Path, image_dir: str, target: PythonTarget, only: Collection[Path] | None = None
+) -> bool:
     """Precompile ``root`` as it will sit at ``image_dir`` (unchecked-hash pycs: reproducible).
 
-    Only when this interpreter's version is the target's (the pyc format changes per
-    version); returns whether bytecode was written.
+    ``only`` limits it to those source files (the ones the server imports). Only when this
+    interpreter's version is the target's (the pyc format changes per version); returns
+    whether bytecode was written.
     """
     if sys.version_info[:2] != target.version:
         return False
-    ok = compileall.compile_dir(
-        str(root),
-        ddir=image_dir,
-        quiet=2,
-        workers=1,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    )
-    if not ok:
-        raise BuildError(f"byte-compiling {root} failed", hint="build with bytecode off")
+    sources = sorted(only if only is not None else root.rglob("*.py"))
+    for src in sources:
+        rel = src.relative_to(root).as_posix()
+        try:
+            py_compile.compile(
+                str(src),
+                cfile=importlib.util.cache_from_source(str(src)),
+                dfile=f"{image_dir}/{rel}",
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+        except py_compile.PyCompileError as e:
+            raise BuildError(
+                f"byte-compiling {rel} failed: {e.msg}", hint="build with bytecode off"
+            ) from e
     return True
+
+
+IMPORT_PROBE = """
+import json, sys
+from advisor.serve import __main__, server
+from advisor.serve.model import Classifier
+Classifier(sys.argv[1], 1).predict(["warm up the imports"])
+files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
+print(json.dumps(files))
+"""
+
+
+def imported_sources(
+    roots: Sequence[Path], artifacts: Path, target: PythonTarget
+) -> set[Path] | None:
+    """The ``.py`` files under ``roots`` that serving the model imports, found by doing it.
+
+    Runs this interpreter isolated (no site-packages) on the staged trees; None when it
+    cannot (another Python version or architecture), and the caller compiles everything.
+    """
+    if sys.version_info[:2] != target.version:
+        return None
+    env = {
+        "PYTHONPATH": os.pathsep.join(str(r) for r in roots),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.defpath,
+    }
+    cmd = [sys.executable, "-S", "-c", IMPORT_PROBE, str(artifacts)]
+    try:
+        out = subprocess.run(
+            cmd, check=True, capture_output=True, text=True, env=env, timeout=300
+        ).stdout
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        return None
+    files = {Path(f) for f in json.loads(out.strip().splitlines()[-1])}
+    return {f for f in files if f.suffix == ".py" and any(f.is_relative_to(r) for r in roots)}
