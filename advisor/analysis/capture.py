@@ -77,6 +77,8 @@ def _content_capture(entry: Entry, path: str, name: str) -> Capture | None:
         return Capture(head=ELF_HEAD, tail=ELF_TAIL)
     if name == "config.json" and entry.size <= 1024 * 1024:
         return _whole(entry)
+    if "/huggingface/hub/" in path and "/blobs/" in path and entry.size <= APP_SOURCE_MAX:
+        return _whole(entry)  # a hub blob is named by hash: small ones are configs
     if entry.size >= WEIGHT_MIN_SIZE and name.endswith(WEIGHT_SUFFIXES):
         return Capture(head=WEIGHT_HEAD)
     if _is_python_lib(path):

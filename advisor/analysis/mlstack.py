@@ -134,7 +134,7 @@ def find_model_configs(tree: FileTree) -> list[ModelConfig]:
         folder = info.path.rsplit("/", 1)[0] if "/" in info.path else ""
         if "-packages/" in info.path and not any(f"{folder}/{w}" in tree for w in WEIGHT_FILES):
             continue  # a library's bundled config, not a model
-        raw = tree.read(info.path)
+        raw = tree.read(info.path) or tree.read(tree.resolve(info.path))
         if raw is None:
             continue
         try:

@@ -100,16 +100,22 @@ class OnnxExport(Rule):
         )]
 
 
+def _resolved_size(ctx: Context, path: str) -> int:
+    info = ctx.tree.get(ctx.tree.resolve(path))
+    return info.size if info is not None else 0
+
+
 def _distinct_model_bytes(ctx: Context, folders: list[str]) -> int:
     """Bytes of the model folders, a folder holding the same weights as an earlier one once."""
     seen: set[tuple[int, ...]] = set()
     total = 0
     for folder in folders:
-        key = tuple(sorted(f.size for f in ctx.tree.iter_under(folder) if f.size >= 1024 * 1024))
+        sizes = [_resolved_size(ctx, f.path) for f in ctx.tree.iter_under(folder)]
+        key = tuple(sorted(s for s in sizes if s >= 1024 * 1024))
         if key in seen:
             continue
         seen.add(key)
-        total += ctx.tree.du(folder)
+        total += sum(sizes)
     return total
 
 

@@ -192,3 +192,17 @@ def test_formats_in_a_hub_snapshot_count_the_blobs() -> None:
     (f,) = _findings("model-duplicate-formats", img)
     assert f.bytes == 91 * fx.MB and list(f.frees) == [f"{repo}/blobs/pt"]
     assert _findings("model-hf-cache-stale", img) == []
+
+
+def test_onnx_export_sees_a_model_in_the_hub_cache() -> None:
+    img = fx.onnx_candidate()
+    del img.layers[2]["app/model/config.json"]
+    repo = "root/.cache/huggingface/hub/models--org--bert"
+    snap = f"{repo}/snapshots/r1"
+    img.layers[2].update({
+        f"{repo}/blobs/cfg": '{"model_type": "distilbert"}', f"{repo}/blobs/w": 60 * fx.MB,
+        f"{snap}/config.json": fx.symlink(f"{snap}/config.json", "../../blobs/cfg"),
+        f"{snap}/model.safetensors": fx.symlink(f"{snap}/model.safetensors", "../../blobs/w"),
+    })
+    (f,) = _findings("ml-onnx-export", img)
+    assert f.data["models"] == [snap] and f.data["model_bytes"] == 60 * fx.MB + 28
