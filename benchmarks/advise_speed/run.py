@@ -170,9 +170,33 @@ def build_images(workdir: Path, size: str) -> tuple[str, str, dict[str, Any]]:
     return f"docker-archive:{archive}", f"oci:{layout}:1", meta
 
 
+def compare_parsers(blob: Path) -> dict[str, float]:
+    """CPU seconds to list one gzip layer: advisor's own tar parser vs ``tarfile`` ``r|gz``."""
+    import tarfile
+
+    from advisor.image.walk import walk_layer
+
+    t = time.process_time()
+    with blob.open("rb") as fh:
+        walk_layer(fh, 0, "gzip")
+    own = time.process_time() - t
+    t = time.process_time()
+    with tarfile.open(blob, "r|gz") as tar:
+        for _ in tar:
+            pass
+    std = time.process_time() - t
+    return {
+        "advisor_walk_layer_cpu_s": own,
+        "tarfile_stream_cpu_s": std,
+        "blob_bytes": blob.stat().st_size,
+    }
+
+
 def run(size: str, workdir: Path) -> dict[str, Any]:
     archive_ref, oci_ref, meta = build_images(workdir, size)
     results: dict[str, Any] = {"image": {k: v for k, v in meta.items() if k != "layer_blobs"}}
+    largest = max((Path(b) for b in meta["layer_blobs"]), key=lambda p: p.stat().st_size)
+    results["parsers"] = compare_parsers(largest)
     py = [sys.executable, "-c", _ADVISE]
     for label, ref in (("docker_archive", archive_ref), ("oci_gzip", oci_ref)):
         for workers in (1, 2):
@@ -218,7 +242,7 @@ def render(results: dict[str, Any], size: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
-        if key == "image":
+        if key in ("image", "parsers"):
             continue
         eff = f"{r['efficiency']:.6f}" if "efficiency" in r else ""
         wasted = str(r.get("wasted_bytes", ""))
@@ -226,6 +250,13 @@ def render(results: dict[str, Any], size: str) -> str:
         lines.append(
             f"| {key} | {r['wall_s']:.2f} | {cpu} | {r['peak_rss_kib'] / 1024:.0f} | {eff} | {wasted} |"
         )
+    p = results.get("parsers")
+    if p:
+        lines += [
+            "",
+            f"Largest gzip layer ({p['blob_bytes'] / 1e6:.0f} MB), CPU seconds to list it: advisor's "
+            f"parser {p['advisor_walk_layer_cpu_s']:.2f} s, tarfile r|gz {p['tarfile_stream_cpu_s']:.2f} s.",
+        ]
     a = results.get("advisor_docker_archive_w2", {})
     d = results.get("dive_docker_archive", {})
     if a and d:
