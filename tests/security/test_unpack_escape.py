@@ -7,6 +7,7 @@ hold exactly what the test put there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -104,10 +105,8 @@ def test_runner_device_nodes_never_follow_an_image_symlink(tmp_path: Path, outsi
     layout = write_layout(tmp_path / "img", [tar(member("dev", typeflag=b"2", linkname=str(outside)),
                                                  member("app/x", b"1"))])
     (tmp_path / "run").mkdir()
-    try:
+    with contextlib.suppress(AdvisorError):
         unpack_image(layout.ref, tmp_path / "run")
-    except AdvisorError:
-        pass
     assert _snapshot(outside) == ["keep.txt"]
 
 
@@ -122,10 +121,8 @@ def test_writer_never_writes_outside_its_destination(tmp_path: Path, outside: Pa
             continue  # refusing a spec that escapes is fine
         with open_image(ref) as image:
             dest = tmp_path / f"x-{fmt}"
-            try:
+            with contextlib.suppress(BadInputError):
                 extract_paths(image, [""], dest)
-            except BadInputError:
-                pass
     assert _snapshot(outside) == ["keep.txt"]
     leftovers = [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
     assert leftovers == []
