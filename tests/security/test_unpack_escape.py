@@ -112,7 +112,7 @@ def test_runner_device_nodes_never_follow_an_image_symlink(tmp_path: Path, outsi
 
 def test_writer_never_writes_outside_its_destination(tmp_path: Path, outside: Path) -> None:
     rel = os.path.relpath(outside, "/")
-    spec = {"../../../../../../" + rel + "/w1": b"x", "/" + rel + "/w2": b"y",
+    spec: dict[str, bytes | FileSpec] = {"../../../../../../" + rel + "/w1": b"x", "/" + rel + "/w2": b"y",
             "link": FileSpec(symlink=str(outside)), "link/w3": b"z"}
     for fmt, ref in (("oci", f"oci:{tmp_path / 'o'}:t"), ("docker-archive", f"docker-archive:{tmp_path / 'd.tar'}:a/b:c")):
         try:
