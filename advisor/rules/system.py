@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from advisor.analysis.context import Context
 from advisor.analysis.dockerfile import apt_without_cleanup, copies_context, pip_without_no_cache
+from advisor.analysis.layer_rows import base_layer_count
 from advisor.analysis.oslayer import build_packages
 from advisor.rules.base import Finding, Rule, Severity, human, top_paths
 
@@ -54,11 +55,16 @@ class FullBase(Rule):
         total = sum(frees.values())
         names = ", ".join(p.name for p in pkgs[:12]) + (" ..." if len(pkgs) > 12 else "")
         os_name = ctx.os_info.pretty_name or ctx.os_info.id or "the base"
+        base_layers = base_layer_count(ctx)
+        base_bytes = sum(t.size for t in ctx.trees if t.index < base_layers)
+        shipped = sum(t.size for t in ctx.trees) or 1
+        share = f"; the base layers are {human(base_bytes)}, {base_bytes / shipped:.0%} of the image" if base_layers else ""
         return [self.finding(total, [f"var/lib/dpkg/info/{p.name}.list" for p in pkgs[:30]],
                              f"{os_name} carries {len(pkgs)} build/dev packages a slim base leaves out "
-                             f"({names}): {human(total)}", frees,
+                             f"({names}): {human(total)}{share}", frees,
                              data={"packages": [p.name for p in pkgs], "os": ctx.os_info.id,
-                                   "os_version": ctx.os_info.version_id})]
+                                   "os_version": ctx.os_info.version_id, "base_layers": base_layers,
+                                   "base_bytes": base_bytes})]
 
 
 class PipNoCacheDir(Rule):

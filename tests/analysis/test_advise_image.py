@@ -126,6 +126,8 @@ def test_findings_present_and_absent(fat: tuple) -> None:
     data = json.loads(render(advice, "json"))
     assert data["image"]["compressed_size_bytes"] > 0 and len(data["layers"]) == 4
     assert data["image"]["base_layers"] == 1
+    (base,) = [f for f in advice.findings if f.rule == "os-full-base"]
+    assert base.data["base_layers"] == 1 and "the base layers are" in base.message
 
 
 def test_estimates_match_the_rebuilt_image(fat: tuple) -> None:
