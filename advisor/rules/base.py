@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from advisor.analysis.context import Context
 from advisor.errors import UsageError
@@ -49,7 +49,7 @@ class Finding:
     hidden_bytes: int = 0
     added_bytes: int = 0
     category: str = ""
-    data: Mapping[str, object] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Rule:
@@ -67,7 +67,7 @@ class Rule:
     def finding(self, bytes_: int, paths: list[str] | tuple[str, ...], message: str,
                 frees: Mapping[str, int] | None = None, severity: Severity | None = None,
                 hidden_bytes: int = 0, added_bytes: int = 0,
-                data: Mapping[str, object] | None = None) -> Finding:
+                data: Mapping[str, Any] | None = None) -> Finding:
         return Finding(
             self.id, severity if severity is not None else self.severity, bytes_,
             tuple(sorted(set(paths))), message, dict(frees or {}), hidden_bytes, added_bytes,

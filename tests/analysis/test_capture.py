@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from advisor.analysis.capture import capture_for
-from advisor.image.model import Entry, EntryKind
+from advisor.image.model import Capture, Entry, EntryKind
 
 S = "usr/local/lib/python3.11/site-packages"
 
 
-def _cap(path: str, size: int = 1000, kind: EntryKind = EntryKind.FILE):
+def _cap(path: str, size: int = 1000, kind: EntryKind = EntryKind.FILE) -> Capture | None:
     return capture_for(Entry(path, kind, size))
 
 

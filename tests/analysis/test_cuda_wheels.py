@@ -60,6 +60,7 @@ def cuda_image() -> tuple[Context, int]:
         pytest.skip("the local CUDA torch 2.14.1 and nvidia-* wheels (ENVIRONMENT.md) are not on this machine")
     base = LayerTree(0)
     for path, spec in fx.python_base().items():
+        assert isinstance(spec, int | str)
         base.entries[path] = Entry(path, EntryKind.FILE, spec if isinstance(spec, int) else len(spec))
     layer = LayerTree(1)
     total = _install(layer, torch[0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.analysis.depgraph import build_graph
+from advisor.analysis.depgraph import DepGraph, build_graph
 from advisor.analysis.distributions import scan_distributions
 from advisor.analysis.filetree import FileTree
 from advisor.analysis.localdir import layer_from_files
@@ -10,7 +10,7 @@ from advisor.analysis.python_envs import scan_environments
 from tests.rules import fixtures as fx
 
 
-def _graph(files: fx.Files, python: str = "3.11", arch: str = "amd64"):
+def _graph(files: fx.Files, python: str = "3.11", arch: str = "amd64") -> DepGraph:
     tree = FileTree.merge([layer_from_files(files)])
     return build_graph(scan_distributions(tree, scan_environments(tree)).distributions, python, arch)
 

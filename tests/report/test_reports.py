@@ -85,9 +85,9 @@ def _console_errors(log: str) -> list[str]:
 
 
 def _distinct_colours(png: bytes) -> int:
-    from tests.bench.chromium import png_pixels  # a small PNG decoder (stdlib only)
-
     import tempfile
+
+    from tests.bench.chromium import png_pixels  # a small PNG decoder (stdlib only)
 
     with tempfile.NamedTemporaryFile(suffix=".png") as fh:
         fh.write(png)

@@ -26,7 +26,7 @@ def dist(name: str, version: str, files: Mapping[str, FileSpec], requires: Seque
          extras: Sequence[str] = (), site: str = SITE) -> Files:
     """A pip-installed distribution: its files plus a dist-info that lists them all."""
     info = f"{name.replace('-', '_')}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Provides-Extra: {e}" for e in extras] + [f"Requires-Dist: {r}" for r in requires]
     out: Files = {f"{site}/{p}": spec for p, spec in files.items()}
     out[f"{site}/{info}/METADATA"] = "\n".join(meta) + "\n"
@@ -65,7 +65,7 @@ def python_base() -> Files:
 
 def clean() -> Img:
     """A tidy slim image: nothing any rule should flag."""
-    app = {"app/main.py": "import requests\n", "app/requirements.txt": "requests==2.32.3\n"}
+    app: Files = {"app/main.py": "import requests\n", "app/requirements.txt": "requests==2.32.3\n"}
     pkgs = {**dist("requests", "2.32.3", {"requests/__init__.py": 5_000, "requests/api.py": 7_000},
                    ["urllib3<3,>=1.21.1", "idna<4,>=2.5", 'PySocks!=1.5.7,>=1.5.6; extra == "socks"'], ["socks"]),
             **dist("urllib3", "2.2.3", {"urllib3/__init__.py": 30_000}),
@@ -115,7 +115,7 @@ def onnx_candidate() -> Img:
             **dist("numpy", "2.4.6", {"numpy/__init__.py": 60 * MB}),
             **dist("tokenizers", "0.23.3", {"tokenizers/__init__.py": 8 * MB}),
             **dist("safetensors", "0.6.2", {"safetensors/__init__.py": 1 * MB})}
-    model = {"app/model/config.json": json.dumps({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}),
+    model: Files = {"app/model/config.json": json.dumps({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}),
              "app/model/model.safetensors": 90 * MB, "app/model/tokenizer.json": 700_000, "app/serve.py": "from transformers import pipeline\n"}
     return Img([python_base(), pkgs, model])
 
