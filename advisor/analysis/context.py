@@ -50,7 +50,16 @@ class Context:
 
     @cached_property
     def scan(self) -> DistributionScan:
-        return scan_distributions(self.tree, self.environments)
+        owner: dict[str, str] = {}
+        for name, pkg in self.dpkg.items():
+            for path in pkg.files:
+                owner.setdefault(path, name)
+
+        def package_files(metadata_file: str) -> tuple[str, ...]:
+            name = owner.get(metadata_file)
+            return self.dpkg[name].files if name else ()
+
+        return scan_distributions(self.tree, self.environments, package_files if owner else None)
 
     @cached_property
     def dists(self) -> dict[str, Distribution]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.parser import HeaderParser
 
@@ -191,13 +191,29 @@ def _claim(
     return tuple(files), size
 
 
-def _scan_site(tree: FileTree, env: PythonEnv, claimed: set[str]) -> list[Distribution]:
+# The files an OS package manager says a metadata file's package owns (dpkg's .list).
+PackageFiles = Callable[[str], Sequence[str]]
+
+
+def _metadata_file(meta_path: str, is_dir: bool) -> str:
+    if not is_dir:
+        return meta_path
+    return f"{meta_path}/METADATA" if meta_path.endswith(".dist-info") else f"{meta_path}/PKG-INFO"
+
+
+def _scan_site(tree: FileTree, env: PythonEnv, claimed: set[str],
+               package_files: PackageFiles | None = None) -> list[Distribution]:
     found = []
     for meta_path, is_dir in _metadata_dirs(tree, env.path):
         meta = _read_meta(tree, meta_path, is_dir)
         if meta is None or not meta.name:
             continue
         candidates, source = _file_list(tree, env.path, meta_path, is_dir)
+        owned = package_files(_metadata_file(meta_path, is_dir)) if package_files else ()
+        if owned:
+            # Debian's python3-* packages: dpkg knows every file, RECORD (if any) may be stale.
+            candidates = [*candidates, *owned]
+            source += "+dpkg"
         found.append((canonicalize_name(meta.name), meta_path, meta, candidates, source, is_dir))
     dists = []
     for key, meta_path, meta, candidates, source, is_dir in sorted(found, key=lambda t: (t[0], t[1])):
@@ -224,12 +240,13 @@ def _unowned(tree: FileTree, env: PythonEnv, claimed: set[str]) -> UnownedBytes:
     return UnownedBytes(env.path, total, tuple(top_items[:20]))
 
 
-def scan_distributions(tree: FileTree, envs: Sequence[PythonEnv]) -> DistributionScan:
+def scan_distributions(tree: FileTree, envs: Sequence[PythonEnv],
+                       package_files: PackageFiles | None = None) -> DistributionScan:
     """Every distribution of every environment, with its own files; then the unowned bytes."""
     claimed: set[str] = set()
     dists: list[Distribution] = []
     for env in sorted(envs, key=lambda e: e.path):
-        dists.extend(_scan_site(tree, env, claimed))
+        dists.extend(_scan_site(tree, env, claimed, package_files))
     unowned = [_unowned(tree, env, claimed) for env in envs]
     dists.sort(key=lambda d: (-d.size_bytes, d.key, d.environment))
     unowned.sort(key=lambda u: (-u.size_bytes, u.environment))

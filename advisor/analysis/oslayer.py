@@ -119,6 +119,8 @@ def installed_versions(status: bytes | None) -> dict[str, str]:
 
 
 def is_build_package(name: str) -> bool:
+    if name.endswith("-base"):  # gcc-12-base, perl-base: what even slim images keep
+        return False
     return any(fnmatch.fnmatchcase(name, pat) for pat in BUILD_PACKAGE_PATTERNS)
 
 

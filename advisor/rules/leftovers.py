@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from collections import defaultdict
 
 from advisor.analysis.capture import is_shared_object
@@ -13,6 +14,7 @@ from advisor.rules.base import Finding, Rule, Severity, human, top_paths
 
 # Not "testing": torch.testing, numpy.testing are imported by the libraries themselves.
 TEST_DIRS = frozenset({"tests", "test"})
+_STDLIB = re.compile(r"(^|/)lib/python\d+\.\d+/(?!site-packages/|dist-packages/)")
 
 
 def _home_dirs(ctx: Context) -> list[str]:
@@ -78,12 +80,19 @@ class Bytecode(Rule):
     recommendation = "trim-python"
 
     def evaluate(self, ctx: Context) -> list[Finding]:
+        # Installed packages and app code only: the interpreter's own stdlib bytecode is part
+        # of any Python base (slim ones included) and not worth a finding.
         by_root: dict[str, dict[str, int]] = defaultdict(dict)
         site_dirs = sorted((e.path for e in ctx.environments), key=len, reverse=True)
         for f in ctx.tree:
-            if f.kind is EntryKind.FILE and f.path.endswith((".pyc", ".pyo")):
-                root = next((s for s in site_dirs if f.path.startswith(s + "/")), posixpath.dirname(f.path).split("/__pycache__")[0])
-                by_root[root][f.path] = f.size
+            if f.kind is not EntryKind.FILE or not f.path.endswith((".pyc", ".pyo")):
+                continue
+            root = next((s for s in site_dirs if f.path.startswith(s + "/")), None)
+            if root is None:
+                if f.path.startswith(("usr/", "opt/conda/lib/")) or _STDLIB.search(f.path):
+                    continue
+                root = f.path.split("/", 1)[0]
+            by_root[root][f.path] = f.size
         return [
             self.finding(sum(fr.values()), [root], f"{len(fr)} bytecode files under /{root}: {human(sum(fr.values()))} "
                          "(Python regenerates them; set PYTHONDONTWRITEBYTECODE=1 and install with --no-compile)", fr)
@@ -164,7 +173,8 @@ def _group_by_owner(ctx: Context, paths: dict[str, int]) -> dict[str, dict[str, 
                 owner[p] = d.name
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for p, s in paths.items():
-        key = owner.get(p) or "/".join(p.split("/")[:3])
+        # Outside Python distributions, one finding per top directory (usr/include, usr/lib).
+        key = owner.get(p) or "/".join(p.split("/")[:2])
         out[key][p] = s
     return out
 

@@ -7,10 +7,18 @@ from collections import defaultdict
 from advisor.analysis.context import Context
 from advisor.analysis.dockerfile import apt_without_cleanup, copies_context, pip_without_no_cache
 from advisor.analysis.layer_rows import base_layer_count
-from advisor.analysis.oslayer import build_packages
+from advisor.analysis.oslayer import build_packages, installed_versions
 from advisor.rules.base import Finding, Rule, Severity, human, top_paths
 
-COMPILER_PACKAGES = ("gcc", "g++", "build-essential", "clang", "cpp")
+COMPILER_PACKAGES = ("gcc", "g++", "build-essential", "clang", "cpp", "gfortran")
+
+
+def is_compiler(name: str) -> bool:
+    """gcc, gcc-12, g++-12, clang-16 (not gcc-12-base, which is only documentation)."""
+    if name in COMPILER_PACKAGES:
+        return True
+    stem, _, version = name.rpartition("-")
+    return stem in COMPILER_PACKAGES and version.isdigit()
 
 
 class HiddenBytes(Rule):
@@ -44,8 +52,12 @@ class FullBase(Rule):
     recommendation = "slim-base"
 
     def evaluate(self, ctx: Context) -> list[Finding]:
-        pkgs = build_packages(ctx.dpkg)
-        if len(pkgs) < 3:
+        base_layers = base_layer_count(ctx)
+        in_base = _base_packages(ctx, base_layers)
+        pkgs = [p for p in build_packages(ctx.dpkg) if in_base is None or p.name in in_base]
+        # The mark of a full (buildpack-deps) base: compilers or development headers among
+        # several build packages (one gcc added by the user is dockerfile-no-multistage's).
+        if len(pkgs) < 3 or not any(is_compiler(p.name) or p.name.endswith("-dev") for p in pkgs):
             return []
         frees: dict[str, int] = {}
         for p in pkgs:
@@ -55,7 +67,6 @@ class FullBase(Rule):
         total = sum(frees.values())
         names = ", ".join(p.name for p in pkgs[:12]) + (" ..." if len(pkgs) > 12 else "")
         os_name = ctx.os_info.pretty_name or ctx.os_info.id or "the base"
-        base_layers = base_layer_count(ctx)
         base_bytes = sum(t.size for t in ctx.trees if t.index < base_layers)
         shipped = sum(t.size for t in ctx.trees) or 1
         share = f"; the base layers are {human(base_bytes)}, {base_bytes / shipped:.0%} of the image" if base_layers else ""
@@ -65,6 +76,15 @@ class FullBase(Rule):
                              data={"packages": [p.name for p in pkgs], "os": ctx.os_info.id,
                                    "os_version": ctx.os_info.version_id, "base_layers": base_layers,
                                    "base_bytes": base_bytes})]
+
+
+def _base_packages(ctx: Context, base_layers: int) -> set[str] | None:
+    """Packages of the base image (dpkg status as its last layer left it), None if unknown."""
+    status = None
+    for t in ctx.trees:
+        if t.index < base_layers and "var/lib/dpkg/status" in t.heads:
+            status = t.heads["var/lib/dpkg/status"]
+    return set(installed_versions(status)) if status is not None else None
 
 
 class PipNoCacheDir(Rule):
@@ -162,7 +182,7 @@ class NoMultiStage(Rule):
     recommendation = "slim-base"
 
     def evaluate(self, ctx: Context) -> list[Finding]:
-        compilers = sorted(n for n in ctx.dpkg if n in COMPILER_PACKAGES or (n.startswith(("gcc-", "g++-", "cpp-")) and n.split("-")[-1].isdigit()))
+        compilers = sorted(n for n in ctx.dpkg if is_compiler(n))
         if not compilers:
             return []
         frees: dict[str, int] = {}

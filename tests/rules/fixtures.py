@@ -40,6 +40,11 @@ def symlink(path: str, target: str) -> Entry:
     return Entry(path, EntryKind.SYMLINK, link=target)
 
 
+def _empty(created_by: str) -> bool:
+    """The classic builder's metadata steps (CMD, ENV, ...) make no layer; ADD/COPY do."""
+    return "#(nop)" in created_by and not any(k in created_by for k in (" ADD ", " COPY "))
+
+
 @dataclass
 class Img:
     layers: list[Files]
@@ -54,7 +59,7 @@ class Img:
                      for p, s in files.items()}
             trees.append(layer_from_files(fixed, i, whiteouts=self.whiteouts.get(i, ())))
         facts = ImageFacts(reference="test:fixture", env=tuple(self.env),
-                           history=tuple(HistoryEntry(created_by=h) for h in self.history))
+                           history=tuple(HistoryEntry(created_by=h, empty_layer=_empty(h)) for h in self.history))
         return Context(facts, tuple(trees), FileTree.merge(trees))
 
 

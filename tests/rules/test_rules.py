@@ -206,3 +206,25 @@ def test_onnx_export_sees_a_model_in_the_hub_cache() -> None:
     })
     (f,) = _findings("ml-onnx-export", img)
     assert f.data["models"] == [snap] and f.data["model_bytes"] == 60 * fx.MB + 28
+
+
+def test_gcc_added_on_a_slim_base_is_not_a_full_base() -> None:
+    base = fx.dpkg({"libc6": {"usr/lib/x86_64-linux-gnu/libc.so.6": 2 * fx.MB}})
+    user = fx.dpkg({"libc6": {"usr/lib/x86_64-linux-gnu/libc.so.6": 2 * fx.MB},
+                    "gcc-12": {"usr/libexec/gcc/x86_64-linux-gnu/12/cc1": 30 * fx.MB},
+                    "gcc-12-base": {"usr/share/doc/gcc-12-base/README": 100},
+                    "libc6-dev": {"usr/include/stdio.h": 30_000}, "make": {"usr/bin/make": 250_000}})
+    img = fx.Img([{**fx.python_base(), **base}, user],
+                 ["/bin/sh -c #(nop) ADD file:abc in / ", '/bin/sh -c #(nop)  CMD ["python3"]',
+                  "RUN /bin/sh -c apt-get install -y gcc-12 libc6-dev make"])
+    img_ctx = img.context()
+    assert img_ctx.steps[1].layer is None
+    assert rule_by_id("os-full-base").evaluate(img_ctx) == []  # type: ignore[union-attr]
+    (c,) = rule_by_id("dockerfile-no-multistage").evaluate(img_ctx)  # type: ignore[union-attr]
+    assert c.data["packages"] == ["gcc-12"]
+
+
+def test_stdlib_bytecode_is_not_a_finding() -> None:
+    img = fx.Img([{**fx.python_base(), "usr/local/lib/python3.11/__pycache__/os.cpython-311.pyc": 40_000,
+                   "usr/lib/python3.11/__pycache__/re.cpython-311.pyc": 40_000}])
+    assert _findings("py-bytecode", img) == []
