@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 SPLIT_SEED = 20241128
 HELDOUT_ROWS = 1000
@@ -101,7 +101,7 @@ def train(model: object, tokenizer: object, rows: list[tuple[str, int]], recipe:
         optim.step()
         sched.step()
         optim.zero_grad()
-        loss_value = float(out.loss)
+        loss_value = float(out.loss.item())
     model.eval()  # type: ignore[attr-defined]
     return loss_value
 
@@ -136,7 +136,7 @@ A sample for `advisor`'s export and benchmarks; not a production sentiment model
 """
 
 
-def build(dest: Path, recipe: Recipe, name: str, key: str) -> float:
+def build(dest: Path, recipe: Recipe, name: str, key: str) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -165,7 +165,6 @@ def build(dest: Path, recipe: Recipe, name: str, key: str) -> float:
     info = {"recipe": asdict(recipe), "name": name, "key": key, "accuracy": acc,
             "heldout_rows": len(heldout), "train_seconds": round(seconds, 1), "final_loss": loss}
     (dest / "training.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    return acc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     dest = _common.cache_root() / "models" / f"sentiment-minilm-{name}-{key}"
     _, heldout = rotten_tomatoes_split()
     data_csv = write_heldout(heldout)
-    built = _common.build_cached(dest, lambda tmp: None if build(tmp, recipe, name, key) else None)
+    built = _common.build_cached(dest, lambda tmp: build(tmp, recipe, name, key))
     acc = json.loads((dest / "training.json").read_text())["accuracy"]
     _common.emit({"model_dir": str(dest), "data_csv": str(data_csv), "accuracy": acc, "built": built})
 

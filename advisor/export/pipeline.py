@@ -18,12 +18,12 @@ from typing import Any
 from advisor.errors import ExportError, MissingDependencyError
 from advisor.export import artifacts, optimize, validation
 from advisor.export.config import ExportConfig, ExportResult
-from advisor.export.exporter import export_onnx
+from advisor.export.exporter import Exporter, export_onnx
 from advisor.export.source import ModelSource, inspect_model, load_torch_model
 from advisor.export.tokenizer import encode, load_serving_tokenizer
 
 STEPS = ("inspect", "load", "export", "validate", "optimize", "quantize", "accuracy", "write")
-EXPORTER = "legacy"
+EXPORTER: Exporter = "legacy"
 ACCURACY_BATCH = 32
 
 

@@ -132,7 +132,8 @@ def check_parity(model: Any, session: Any, arch: ArchSpec, task: TaskSpec, varia
 def read_labelled_csv(path: Path, labels: Sequence[str], limit: int | None) -> tuple[list[str], list[int]]:
     """``text,label`` rows; a label is a class index or one of the model's label names."""
     index = {name: i for i, name in enumerate(labels)}
-    texts, golds = [], []
+    texts: list[str] = []
+    golds: list[int] = []
     try:
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)

@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.export.tiny import make_tiny_model  # noqa: E402
+from tests.export.tiny import make_tiny_model
 
 TinyFactory = Callable[[str, str], Path]
 

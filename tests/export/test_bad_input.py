@@ -35,7 +35,7 @@ def test_missing_config(tiny_model: TinyFactory, tmp_path: Path) -> None:
 def test_config_not_json(tiny_model: TinyFactory, tmp_path: Path) -> None:
     model = _copy(tiny_model("bert", "text-classification"), tmp_path / "m")
     (model / "config.json").write_text("{not json")
-    with pytest.raises(BadInputError, match="config.json"):
+    with pytest.raises(BadInputError, match=r"config\.json"):
         _run(model, tmp_path / "out")
 
 

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from advisor.errors import BadInputError
-from advisor.export import ExportConfig, export_model, find_models_in_image, materialize_model_from_image
+from advisor.export import (
+    ExportConfig,
+    export_model,
+    find_models_in_image,
+    materialize_model_from_image,
+)
 from advisor.export.locate import merged_tree
 from advisor.image.loader import open_image
 from tests.export.conftest import TinyFactory
@@ -90,7 +95,7 @@ def test_materialize_and_export_from_image(image_ref: str, tiny_model: TinyFacto
 def test_materialize_rejects_a_folder_without_config(image_ref: str, tmp_path: Path) -> None:
     image = open_image(image_ref)
     try:
-        with pytest.raises(BadInputError, match="no config.json"):
+        with pytest.raises(BadInputError, match=r"no config\.json"):
             materialize_model_from_image(image, "etc", tmp_path / "m")
     finally:
         image.source.close()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from advisor.errors import ExportError
-from advisor.export.specs import ARCHITECTURES, TASKS, arch_spec, dynamic_axes, infer_task, task_spec
+from advisor.export.specs import (
+    ARCHITECTURES,
+    TASKS,
+    arch_spec,
+    dynamic_axes,
+    infer_task,
+    task_spec,
+)
 from tests.export import test_pipeline_tiny
 from tests.export.tiny import TINY_ARCHS
 

@@ -13,8 +13,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>", "<pad>"]
-WORDS = ("good great fine nice love happy bad awful poor hate boring sad movie film plot the a "
-         "was is it this and not very really story actor scene").split()
+WORDS = ["good", "great", "fine", "nice", "love", "happy", "bad", "awful", "poor", "hate", "boring",
+         "sad", "movie", "film", "plot", "the", "a", "was", "is", "it", "this", "and", "not", "very",
+         "really", "story", "actor", "scene"]
 VOCAB = SPECIALS + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
 LABELS = ["NEGATIVE", "POSITIVE"]
 

@@ -1,0 +1,314 @@
+"""Export benchmark: torch eager vs advisor's ONNX (fp32 fused, int8) vs Optimum, side by side.
+
+    .venv/bin/python benchmarks/export/run.py            # full sentiment recipe + bert-base
+    .venv/bin/python benchmarks/export/run.py --quick    # CI recipe, no bert-base
+
+Every variant is timed in its own process (benchmarks/export/worker.py) with 2 threads on
+the same token ids (real held-out sentences packed to exactly 128 tokens). Accuracy comes from
+advisor's own validation (1,000 held-out Rotten Tomatoes sentences). Optimum runs from a
+separate venv (``/work/venv-optimum`` or ``$OPTIMUM_PYTHON``: optimum-onnx pins
+transformers<5). Writes report.json and report.md next to this file (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from advisor.export import ExportConfig, export_model  # noqa: E402
+from advisor.export.exporter import export_onnx  # noqa: E402
+from advisor.export.optimize import count_ops, fuse  # noqa: E402
+from advisor.export.source import inspect_model, load_torch_model  # noqa: E402
+
+CASES = {"b1_s128": (1, 128), "b8_s128": (8, 128)}
+THREADS = 2
+
+
+def build(script: str, *args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "sample_models" / script), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def make_feeds(tokenizer_json: Path, data_csv: Path, dest: Path) -> Path:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    tok.no_padding()
+    tok.enable_truncation(max_length=128)
+    with data_csv.open(newline="", encoding="utf-8") as f:
+        texts = [r["text"] for r in csv.DictReader(f)]
+    arrays: dict[str, np.ndarray] = {}
+    for case, (batch, seq) in CASES.items():
+        rows = []
+        for b in range(batch):
+            # pack consecutive sentences until the row holds ``seq`` real tokens (no padding)
+            text, i = "", b * 20
+            while len(tok.encode(text).ids) < seq:
+                text += " " + texts[i]
+                i += 1
+            rows.append(tok.encode(text).ids[:seq])
+        ids = np.array(rows, dtype=np.int64)
+        arrays[f"{case}/input_ids"] = ids
+        arrays[f"{case}/attention_mask"] = np.ones_like(ids)
+        arrays[f"{case}/token_type_ids"] = np.zeros_like(ids)
+    np.savez(dest, **arrays)
+    return dest
+
+
+def worker(
+    mode: str, model: Path, feeds: Path, out: Path, python: str = sys.executable, *extra: str
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    cmd = [
+        python,
+        str(HERE / "worker.py"),
+        mode,
+        str(model),
+        str(feeds),
+        str(out),
+        "--threads",
+        str(THREADS),
+        *extra,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} worker failed: {proc.stderr[-3000:]}")
+    with np.load(out.with_suffix(".npz")) as npz:
+        outputs = {k: npz[k] for k in npz.files}
+    return json.loads(out.read_text()), outputs
+
+
+def size_of(path: Path) -> int:
+    data = path.with_name(path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+def exporter_variants(model_dir: Path, work: Path) -> dict[str, dict[str, Any]]:
+    """Legacy and dynamo exports of one model, raw and fused: the exporter-choice evidence."""
+    source = inspect_model(model_dir)
+    model = load_torch_model(source)
+    variants: dict[str, dict[str, Any]] = {}
+    for exporter in ("legacy", "dynamo"):
+        d = work / exporter
+        d.mkdir(parents=True)
+        started = time.monotonic()
+        raw = export_onnx(
+            model,
+            source.arch,
+            source.task,
+            d / "model.onnx",
+            17,
+            int(source.config["vocab_size"]),
+            exporter,
+        )  # type: ignore[arg-type]
+        seconds = time.monotonic() - started
+        fused_dir = d / "fused"
+        fused_dir.mkdir()
+        stats = fuse(raw, fused_dir / "model.onnx", source.config, "bert")
+        files = sorted(p.name for p in d.iterdir() if p.is_file())
+        variants[f"onnx-{exporter}-raw"] = {
+            "path": raw,
+            "export_s": round(seconds, 2),
+            "files": files,
+        }
+        variants[f"onnx-{exporter}-fused"] = {
+            "path": fused_dir / "model.onnx",
+            "fused_operators": stats,
+        }
+    return variants
+
+
+def bench_model(
+    name: str,
+    model_dir: Path,
+    data_csv: Path,
+    work: Path,
+    args: argparse.Namespace,
+    with_accuracy: bool,
+    with_exporters: bool,
+) -> dict[str, Any]:
+    work.mkdir(parents=True)
+    int8 = export_model(
+        ExportConfig(
+            model_dir=model_dir,
+            artifacts_dir=work / "int8",
+            data_csv=data_csv if with_accuracy else None,
+        )
+    )
+    fp32 = export_model(
+        ExportConfig(model_dir=model_dir, artifacts_dir=work / "fp32", quantize="none")
+    )
+    feeds = make_feeds(work / "int8" / "tokenizer.json", data_csv, work / "feeds.npz")
+    variants: dict[str, dict[str, Any]] = {
+        "onnx-fp32-fused": {"path": fp32.onnx_path, "fused_operators": dict(fp32.fused_operators)},
+        "onnx-int8": {"path": int8.onnx_path, "operators": count_ops(int8.onnx_path)},
+    }
+    if with_exporters:
+        variants.update(exporter_variants(model_dir, work / "exporters"))
+    latency: dict[str, Any] = {}
+    torch_t, torch_out = worker("torch", model_dir, feeds, work / "torch.json")
+    latency["torch-eager"] = {
+        "latency_ms": torch_t,
+        "size_bytes": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
+    }
+    for vname, info in variants.items():
+        t, out = worker("onnx", info["path"], feeds, work / f"{vname}.json")
+        diff = max(float(np.abs(out[c] - torch_out[c]).max()) for c in CASES)
+        latency[vname] = {
+            **{k: v for k, v in info.items() if k != "path"},
+            "latency_ms": t,
+            "max_abs_logit_diff_vs_torch": diff,
+            "size_bytes": size_of(Path(info["path"])),
+        }
+    if not args.skip_optimum:
+        latency.update(
+            optimum(model_dir, feeds, work, data_csv if with_accuracy else None, torch_out)
+        )
+    report = {
+        "model": name,
+        "model_dir": str(model_dir),
+        "variants": latency,
+        "accuracy": int8.validation.get("accuracy"),
+        "export_validation": {
+            "fused_operators": dict(int8.fused_operators),
+            "parity": int8.validation["parity"],
+            "timings_s": int8.validation["timings_s"],
+        },
+    }
+    report["speedup_vs_torch"] = speedups(latency)
+    return report
+
+
+def optimum(
+    model_dir: Path, feeds: Path, work: Path, data: Path | None, torch_out: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    python = os.environ.get("OPTIMUM_PYTHON", "/work/venv-optimum/bin/python")
+    if not Path(python).exists():
+        return {"optimum": {"error": f"{python} not found: create the venv (see report.md)"}}
+    extra = ["--workdir", str(work / "optimum")] + (["--data", str(data)] if data else [])
+    (work / "optimum").mkdir()
+    try:
+        t, out = worker("optimum", model_dir, feeds, work / "optimum.json", python, *extra)
+    except RuntimeError as e:
+        return {"optimum": {"error": str(e)[-1500:]}}
+    best = t["best"]
+    result: dict[str, Any] = {
+        "optimum-best-int8 (ORTModel)": {
+            "preset": best,
+            "latency_ms": {c: t[c] for c in CASES},
+            "accuracy": t["variants"][best].get("accuracy"),
+            "size_bytes": t["variants"][best]["size_bytes"],
+            "max_abs_logit_diff_vs_torch": max(
+                float(np.abs(out[c] - torch_out[c]).max()) for c in CASES
+            ),
+            "all_presets": {
+                n: {"latency_ms": v["latency_ms"], "accuracy": v.get("accuracy")}
+                for n, v in t["variants"].items()
+            },
+        }
+    }
+    # the same quantised file in a raw session, like advisor's int8 is timed
+    raw_t, _ = worker("onnx", Path(t["variants"][best]["onnx"]), feeds, work / "optimum-raw.json")
+    result["optimum-best-int8 (raw session)"] = {
+        "preset": best,
+        "latency_ms": raw_t,
+        "size_bytes": t["variants"][best]["size_bytes"],
+    }
+    return result
+
+
+def speedups(latency: dict[str, Any]) -> dict[str, dict[str, float]]:
+    ref = latency["torch-eager"]["latency_ms"]
+    return {
+        name: {c: round(ref[c]["p50"] / v["latency_ms"][c]["p50"], 2) for c in CASES}
+        for name, v in latency.items()
+        if "latency_ms" in v and name != "torch-eager"
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-optimum", action="store_true")
+    parser.add_argument("--skip-bert-base", action="store_true")
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args()
+    sentiment = build("build_sentiment.py", *(["--quick"] if args.quick else []))
+    data = Path(sentiment["data_csv"])
+    report: dict[str, Any] = {
+        "schema_version": 1,
+        "threads": THREADS,
+        "cases": list(CASES),
+        "machine": machine(),
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="advisor-bench-export-") as tmp:
+        report["models"]["sentiment-minilm"] = bench_model(
+            "sentiment-minilm",
+            Path(sentiment["model_dir"]),
+            data,
+            Path(tmp) / "sentiment",
+            args,
+            with_accuracy=True,
+            with_exporters=True,
+        )
+        if not (args.quick or args.skip_bert_base):
+            bert = build("build_bert_base.py")
+            report["models"]["bert-base-random"] = bench_model(
+                "bert-base-random",
+                Path(bert["model_dir"]),
+                data,
+                Path(tmp) / "bert",
+                args,
+                with_accuracy=False,
+                with_exporters=False,
+            )
+    report["machine"]["loadavg_end"] = os.getloadavg()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(
+        json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
+    )
+    from report import render  # benchmarks/export/report.py
+
+    (args.out / "report.md").write_text(render(report))
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "transformers": transformers.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    main()
