@@ -12,7 +12,7 @@ import csv
 import io
 import posixpath
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import HeaderParser
 
 from packaging.utils import canonicalize_name
@@ -240,6 +240,32 @@ def _unowned(tree: FileTree, env: PythonEnv, claimed: set[str]) -> UnownedBytes:
     return UnownedBytes(env.path, total, tuple(top_items[:20]))
 
 
+def _source_of(pyc: str) -> str:
+    """``pkg/__pycache__/mod.cpython-311.pyc`` -> ``pkg/mod.py``."""
+    folder, name = posixpath.split(pyc)
+    return f"{posixpath.dirname(folder)}/{name.split('.', 1)[0]}.py"
+
+
+def _adopt_bytecode(tree: FileTree, envs: Sequence[PythonEnv], dists: list[Distribution],
+                    claimed: set[str]) -> list[Distribution]:
+    """Give bytecode no file list names (Debian compiles at postinst) to its source's owner."""
+    owner = {p: i for i, d in enumerate(dists) for p in d.files if p.endswith(".py")}
+    extra: dict[int, list[tuple[str, int]]] = {}
+    for env in envs:
+        for f in tree.iter_under(env.path):
+            if f.path in claimed or "/__pycache__/" not in f.path or not f.path.endswith(".pyc"):
+                continue
+            i = owner.get(_source_of(f.path))
+            if i is not None:
+                extra.setdefault(i, []).append((f.path, f.size))
+                claimed.add(f.path)
+    for i, files in extra.items():
+        d = dists[i]
+        dists[i] = replace(d, files=tuple(sorted([*d.files, *(p for p, _ in files)])),
+                           size_bytes=d.size_bytes + sum(sz for _, sz in files))
+    return dists
+
+
 def scan_distributions(tree: FileTree, envs: Sequence[PythonEnv],
                        package_files: PackageFiles | None = None) -> DistributionScan:
     """Every distribution of every environment, with its own files; then the unowned bytes."""
@@ -247,6 +273,7 @@ def scan_distributions(tree: FileTree, envs: Sequence[PythonEnv],
     dists: list[Distribution] = []
     for env in sorted(envs, key=lambda e: e.path):
         dists.extend(_scan_site(tree, env, claimed, package_files))
+    dists = _adopt_bytecode(tree, envs, dists, claimed)
     unowned = [_unowned(tree, env, claimed) for env in envs]
     dists.sort(key=lambda d: (-d.size_bytes, d.key, d.environment))
     unowned.sort(key=lambda u: (-u.size_bytes, u.environment))

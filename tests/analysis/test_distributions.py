@@ -102,3 +102,21 @@ def test_missing_record_files_are_not_counted() -> None:
     tree = FileTree.merge([layer_from_files(files)])
     (d,) = scan_distributions(tree, scan_environments(tree)).distributions
     assert all(not p.endswith("big.bin") for p in d.files)
+
+
+def test_debian_package_files_and_postinst_bytecode() -> None:
+    """python3-* from Debian: dpkg's .list names the files, bytecode compiled at postinst goes to its source's owner."""
+    site = "usr/lib/python3/dist-packages"
+    files: fx.Files = {
+        **fx.dpkg({"python3-six": {f"{site}/six.py": 34_000, f"{site}/six-1.16.0.dist-info/METADATA": 1_000,
+                                   "usr/share/doc/python3-six/copyright": 1_500}}),
+        f"{site}/six-1.16.0.dist-info/METADATA": "Name: six\nVersion: 1.16.0\n",
+        f"{site}/__pycache__/six.cpython-311.pyc": 29_000,
+        "usr/bin/python3.11": 6_000_000,
+    }
+    ctx = fx.Img([files]).context()
+    (d,) = ctx.scan.distributions
+    assert d.source == "metadata-only+dpkg"
+    assert set(d.files) == {f"{site}/six.py", f"{site}/six-1.16.0.dist-info/METADATA",
+                            "usr/share/doc/python3-six/copyright", f"{site}/__pycache__/six.cpython-311.pyc"}
+    assert ctx.scan.unowned[0].size_bytes == 0
