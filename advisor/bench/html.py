@@ -212,15 +212,17 @@ def _advice_section(report: BenchReport) -> str:
     )
 
 
+def _versions(side: SideResult) -> str:
+    return escape(", ".join(f"{k} {v}" for k, v in sorted(side.versions.items())))
+
+
 def _header(report: BenchReport) -> str:
     env = report.environment
     o, s = report.original, report.slim
     return (
         "<h1>advisor bench: original vs slim</h1>"
-        f'<p><span class="o">original</span> <code>{escape(o.reference)}</code> ({escape(o.runtime)} '
-        f"{escape(' '.join(f'{k} {v}' for k, v in sorted(o.versions.items())))})<br>"
-        f'<span class="s">slim</span> <code>{escape(s.reference)}</code> ({escape(s.runtime)} '
-        f"{escape(' '.join(f'{k} {v}' for k, v in sorted(s.versions.items())))})<br>"
+        f'<p><span class="o">original</span> <code>{escape(o.reference)}</code> ({_versions(o)})<br>'
+        f'<span class="s">slim</span> <code>{escape(s.reference)}</code> ({_versions(s)})<br>'
         f"data <code>{escape(report.data_path)}</code>, {report.samples} labelled texts</p>"
         f'<p class="muted">{escape(str(env.get("cpu") or env.get("machine")))}, {escape(str(env.get("cpu_count")))} CPUs, '
         f"{escape(str(env.get('threads')))} threads per side, {escape(str(env.get('date')))}</p>"

@@ -1,5 +1,5 @@
-"""Find what to run inside an unpacked image: its Python, the original's model folder, the
-slim image's ONNX artifacts (the export contract: serving.json, labels.json, tokenizer.json)."""
+"""Find what to run inside an unpacked image: its Python, and the slim image's ONNX artifacts
+(the export contract: serving.json, labels.json, tokenizer.json in MODEL_DIR)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from typing import Any
 from advisor.bench.sandbox import Sandbox
 from advisor.errors import BuildError
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
-_SKIP_DIRS = {"proc", "sys", "dev", "site-packages", "dist-packages", "__pycache__", ".git"}
 DEFAULT_MODEL_DIR = "/app/model"
 
 
@@ -38,36 +36,6 @@ def find_python(rootfs: Path, env: Mapping[str, str]) -> str:
     raise BuildError(
         "no python3 on the image's PATH", hint="bench runs the image's own Python; is it installed?"
     )
-
-
-def _weights_bytes(directory: Path) -> int:
-    return sum((directory / n).stat().st_size for n in WEIGHT_FILES if (directory / n).is_file())
-
-
-def _is_classifier(config_path: Path) -> bool:
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    archs = config.get("architectures") if isinstance(config, dict) else None
-    return any(str(a).endswith("ForSequenceClassification") for a in archs or ())
-
-
-def find_model_dir(rootfs: Path) -> str:
-    """The largest Hugging Face sequence-classification folder in the image (outside packages)."""
-    found: list[tuple[int, str]] = []
-    for current, dirs, files in os.walk(rootfs):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
-        here = Path(current)
-        has_weights = "config.json" in files and any(n in files for n in WEIGHT_FILES)
-        if has_weights and _is_classifier(here / "config.json"):
-            found.append((_weights_bytes(here), "/" + str(here.relative_to(rootfs))))
-    if not found:
-        raise BuildError(
-            "no Hugging Face text-classification model found in the original image",
-            hint="name its folder with --original-model-path /path/in/image",
-        )
-    return max(found, key=lambda f: (f[0], f[1]))[1]
 
 
 def read_slim_artifacts(sandbox: Sandbox) -> dict[str, Any]:

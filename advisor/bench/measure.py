@@ -96,7 +96,13 @@ def _probe(
         {"HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"},
     )
     try:
-        probe.wait_ready(timeout_s)
+        try:
+            probe.wait_ready(timeout_s)
+        except BuildError as e:
+            model = config.get("model_dir") or config.get("model_path")
+            raise BuildError(
+                f"the {sandbox.name} image cannot run its model {model}: {e}", e.hint
+            ) from e
         yield probe
     finally:
         probe.close()

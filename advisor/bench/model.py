@@ -46,7 +46,9 @@ class BenchConfig:
     load_requests: int = 400
     load_seconds: float = 10.0
     startup_timeout_s: float = 600.0
-    workdir: Path | None = None  # where images are unpacked; default: a temporary directory
+    workdir: Path | None = (
+        None  # probe scratch files; images unpack where the build runner puts them
+    )
     insecure: bool = False  # plain-HTTP registries beyond loopback
 
 

@@ -6,13 +6,16 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor import __version__
 from advisor.bench.data import default_data_path, load_csv
-from advisor.bench.locate import find_model_dir, find_python, read_slim_artifacts, split_env
+from advisor.bench.locate import find_python, read_slim_artifacts, split_env
 from advisor.bench.measure import Measured, OriginalSpec, SlimSpec, measure
 from advisor.bench.model import (
     BenchConfig,
@@ -22,31 +25,49 @@ from advisor.bench.model import (
     SideResult,
     no_progress,
 )
-from advisor.bench.rootfs import require_tools, unpack_image
 from advisor.bench.sandbox import Sandbox
-from advisor.bench.sizes import image_sizes
-from advisor.errors import BadInputError
-from advisor.image.model import ImageConfig
+from advisor.bench.sizes import inspect_image, measure_sizes
+from advisor.errors import BadInputError, BuildError
+
+if TYPE_CHECKING:
+    from advisor.build.runner import Bundle
 
 
-def _inspect(reference: str, insecure: bool) -> tuple[ImageSizes, ImageConfig]:
-    from advisor.image.loader import open_image
-    from advisor.image.walk import read_layers
+def _model_dir(config: BenchConfig, found: tuple[str, ...]) -> str:
+    if config.original_model_path:
+        return "/" + config.original_model_path.strip("/")
+    if not found:
+        raise BuildError(
+            f"no text-classification model found in {config.original}",
+            hint="name its folder with --original-model-path /path/in/image",
+        )
+    return found[0]
 
-    with open_image(reference, insecure=insecure) as image:
-        return image_sizes(image, read_layers(image)), image.config
 
-
-def _sandbox(name: str, rootfs: Path, config: ImageConfig) -> Sandbox:
-    env = split_env(config.env)
+def _sandbox(name: str, bundle: Bundle) -> Sandbox:
+    env = split_env(bundle.env)
     return Sandbox(
         name=name,
-        rootfs=rootfs,
+        rootfs=bundle.rootfs,
         env=env,
-        command=(*config.entrypoint, *config.cmd),
-        workdir=config.working_dir or "/",
-        python=find_python(rootfs, env),
+        command=bundle.entrypoint,
+        workdir=bundle.working_dir or "/",
+        python=find_python(bundle.rootfs, env),
+        user=bundle.user,
     )
+
+
+@contextmanager
+def _unpacked(reference: str, progress: ProgressFn) -> Iterator[Bundle]:
+    """The image unpacked by the build runner (skopeo + umoci, device nodes), removed after."""
+    from advisor.build.runner import unpack_image
+
+    progress(0, 0, f"unpacking {reference}")
+    bundle = unpack_image(reference)
+    try:
+        yield bundle
+    finally:
+        shutil.rmtree(bundle.root, ignore_errors=True)
 
 
 def _slim_spec(reference: str, sandbox: Sandbox) -> SlimSpec:
@@ -133,20 +154,20 @@ def run_bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchR
         )
     data = load_csv(data_path, config.max_samples)
     _load_advice(config.advice)  # fail on a bad --advice before minutes of measuring
-    require_tools()
-    with tempfile.TemporaryDirectory(prefix="advisor-bench-", dir=config.workdir) as tmp:
-        work = Path(tmp)
-        progress(0, 0, f"reading {config.original}")
-        original_sizes, original_cfg = _inspect(config.original, config.insecure)
-        progress(0, 0, f"reading {config.slim}")
-        slim_sizes, slim_cfg = _inspect(config.slim, config.insecure)
-        progress(0, 0, f"unpacking {config.original}")
-        original_root = unpack_image(config.original, work / "original", insecure=config.insecure)
-        progress(0, 0, f"unpacking {config.slim}")
-        slim_root = unpack_image(config.slim, work / "slim", insecure=config.insecure)
-        original_box = _sandbox("original", original_root, original_cfg)
-        model_dir = config.original_model_path or find_model_dir(original_root)
-        original = OriginalSpec(config.original, original_box, model_dir)
-        slim = _slim_spec(config.slim, _sandbox("slim", slim_root, slim_cfg))
+    progress(0, 0, f"reading {config.original}")
+    inspected = inspect_image(config.original, insecure=config.insecure)
+    model_dir = _model_dir(config, inspected.model_dirs)
+    progress(0, 0, f"reading {config.slim}")
+    sizes = (inspected.sizes, measure_sizes(config.slim, insecure=config.insecure))
+    with ExitStack() as stack:
+        work = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="advisor-bench-", dir=config.workdir)
+            )
+        )
+        original_bundle = stack.enter_context(_unpacked(config.original, progress))
+        slim_bundle = stack.enter_context(_unpacked(config.slim, progress))
+        original = OriginalSpec(config.original, _sandbox("original", original_bundle), model_dir)
+        slim = _slim_spec(config.slim, _sandbox("slim", slim_bundle))
         measured = measure(original, slim, data, config, work, progress)
-    return assemble(measured, (original_sizes, slim_sizes), config, str(data_path), len(data))
+    return assemble(measured, sizes, config, str(data_path), len(data))

@@ -27,7 +27,7 @@ from typing import IO, Any
 from advisor.bench.probes import PROBE_FILES, PROBES_DIR
 from advisor.errors import BuildError
 
-_UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--mount-proc")
+_UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -46,12 +46,17 @@ class Sandbox:
     command: tuple[str, ...] = ()
     workdir: str = "/"
     python: str = "python3"
+    user: str = ""  # "uid:gid" the image runs as; empty or 0 means root
 
     def argv(self, inner: Sequence[str]) -> list[str]:
-        """The host command line that runs ``inner`` inside this sandbox."""
+        """The host command line that runs ``inner`` inside this sandbox, as the image's user."""
         if self.rootfs is None:
             return list(inner)
-        return [*_UNSHARE, f"--root={self.rootfs}", f"--wd={self.workdir or '/'}", *inner]
+        argv = [*_UNSHARE, f"--root={self.rootfs}", f"--wd={self.workdir or '/'}"]
+        uid, _, gid = self.user.partition(":")
+        if uid not in ("", "0"):
+            argv += ["--setuid", uid, "--setgid", gid or uid]
+        return [*argv, *inner]
 
     def host_path(self, inner: str) -> Path:
         """Where a path of the sandbox lives on the host."""
@@ -73,8 +78,11 @@ class Sandbox:
             inner = f"/tmp/advisor-bench-{os.getpid()}"
             dest = self.host_path(inner)
         dest.mkdir(parents=True, exist_ok=True)
+        # The image may run as a non-root user: it must read the probes and write its caches.
+        dest.chmod(0o1777)
         for name in PROBE_FILES:
             shutil.copy(PROBES_DIR / name, dest / name)
+            (dest / name).chmod(0o644)
         return inner
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from advisor.analysis.filetree import FileInfo, FileTree, LayerTree
 from advisor.bench.model import ImageSizes, LayerSize
-from advisor.image.model import EntryKind, Image
+from advisor.image.model import Capture, Entry, EntryKind, Image
 
 WEIGHT_SUFFIXES = (
     ".safetensors",
@@ -89,6 +90,36 @@ def image_sizes(image: Image, trees: Sequence[LayerTree]) -> ImageSizes:
         layers=layers,
         categories=categories(merged),
     )
+
+
+def _config_capture(entry: Entry) -> Capture | None:
+    """Keep small ``config.json`` files (and HF cache blobs they link to) to find models."""
+    from advisor.export.locate import CONFIG_CAPTURE
+
+    small = entry.kind is EntryKind.FILE and entry.size <= CONFIG_CAPTURE
+    if small and (posixpath.basename(entry.path) == "config.json" or "/blobs/" in entry.path):
+        return Capture(head=CONFIG_CAPTURE)
+    return None
+
+
+@dataclass(frozen=True)
+class Inspected:
+    sizes: ImageSizes
+    model_dirs: tuple[str, ...]  # text-classification model folders, largest weights first
+
+
+def inspect_image(reference: str, *, insecure: bool = False) -> Inspected:
+    """Size ``reference`` and find its classifier models, in one streaming pass per layer."""
+    from advisor.export.locate import find_models_in_image
+    from advisor.image.loader import open_image
+    from advisor.image.walk import read_layers
+
+    with open_image(reference, insecure=insecure) as image:
+        trees = read_layers(image, _config_capture)
+        models = find_models_in_image(image, FileTree.merge(trees))
+        sizes = image_sizes(image, trees)
+    found = tuple("/" + m.path for m in models if m.task == "text-classification")
+    return Inspected(sizes, found)
 
 
 def measure_sizes(reference: str, *, insecure: bool = False) -> ImageSizes:

@@ -152,7 +152,7 @@ def strip_plot(
     row, top = 40, 8
     high = max((max(s.samples) for s in series if s.samples), default=0.0)
     ticks = nice_ticks(high)
-    plot_w = width - label_w - 20
+    plot_w = width - label_w - 40  # room for the last tick's label
     scale = plot_w / ticks[-1] if ticks[-1] else 0.0
     body: list[str] = []
     for i, s in enumerate(series):
