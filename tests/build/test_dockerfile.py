@@ -289,18 +289,16 @@ def test_cache_hit_returns_the_same_image(built: tuple[df.BuildResult, df.BuildC
     assert again.seconds < 5
 
 
-def test_docker_archive_export_loads_with_skopeo(
-    built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path
-) -> None:
+def test_export_to_docker_archive_reads_back_with_skopeo(built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path) -> None:
     result, _ = built
-    archive = df.export_docker_archive(result, tmp_path / "img.tar", "tiny:test")
-    out = subprocess.run(
-        ["skopeo", "inspect", f"docker-archive:{archive}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert len(json.loads(out.stdout)["Layers"]) == len(result.layers)
+    df.export_image(result, f"docker-archive:{tmp_path / 'img.tar'}:tiny:test")
+    out = subprocess.run(["skopeo", "inspect", f"docker-archive:{tmp_path / 'img.tar'}"], capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)
+    assert len(info["Layers"]) == len(result.layers)
+    with tarfile.open(tmp_path / "img.tar") as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        assert json.loads(member.read())[0]["RepoTags"] == ["tiny:test"]
 
 
 def test_failed_run_names_the_step_and_shows_its_output(base_ref: str, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ import os
 from flask import Flask, jsonify, request
 from transformers import pipeline
 
-MODEL_DIR = os.environ.get("MODEL_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "model"))
+MODEL_DIR = os.environ.get(
+    "MODEL_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "model")
+)
 MAX_TEXTS = int(os.environ.get("MAX_BATCH", "64"))
 MAX_BYTES = int(os.environ.get("MAX_REQUEST_BYTES", str(1 << 20)))
 
@@ -45,8 +47,14 @@ def health():
 @app.get("/metadata")
 def metadata():
     config = classifier.model.config
-    return jsonify({"model": os.path.basename(os.path.normpath(MODEL_DIR)), "task": "text-classification",
-                    "labels": [config.id2label[i] for i in sorted(config.id2label)], "runtime": "transformers"})
+    return jsonify(
+        {
+            "model": os.path.basename(os.path.normpath(MODEL_DIR)),
+            "task": "text-classification",
+            "labels": [config.id2label[i] for i in sorted(config.id2label)],
+            "runtime": "transformers",
+        }
+    )
 
 
 @app.post("/predict")
@@ -65,7 +73,9 @@ def predict():
     if len(texts) > MAX_TEXTS:
         return error(f"at most {MAX_TEXTS} texts per request", 413)
     outputs = classifier(texts, truncation=True, max_length=512)
-    return jsonify({"predictions": [{"label": o["label"], "score": float(o["score"])} for o in outputs]})
+    return jsonify(
+        {"predictions": [{"label": o["label"], "score": float(o["score"])} for o in outputs]}
+    )
 
 
 if __name__ == "__main__":

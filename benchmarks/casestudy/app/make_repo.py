@@ -12,16 +12,30 @@ COMMITS = (
     ("Flask API serving the sentiment model", ["app.py", "requirements.txt", ".gitignore"]),
     ("Exploration and training notebooks", ["notebooks", "train.py"]),
     ("Add the labelled review data", ["data"]),
-    ("Tests and dev requirements", ["test_app.py", "requirements-dev.txt", "requirements-prod.txt", "Dockerfile"]),
+    (
+        "Tests and dev requirements",
+        ["test_app.py", "requirements-dev.txt", "requirements-prod.txt", "Dockerfile"],
+    ),
 )
 
 
 def git(context, *args, date="2026-01-05T10:00:00Z"):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Data Scientist", "GIT_AUTHOR_EMAIL": "ds@example.com",
-           "GIT_COMMITTER_NAME": "Data Scientist", "GIT_COMMITTER_EMAIL": "ds@example.com",
-           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=context, env=env, check=True,
-                   capture_output=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Data Scientist",
+        "GIT_AUTHOR_EMAIL": "ds@example.com",
+        "GIT_COMMITTER_NAME": "Data Scientist",
+        "GIT_COMMITTER_EMAIL": "ds@example.com",
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_DATE": date,
+    }
+    subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args],
+        cwd=context,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def main(context):
