@@ -74,7 +74,8 @@ def export_onnx(model: Any, arch: ArchSpec, task: TaskSpec, path: Path, opset: i
     if exporter == "legacy":
         kwargs.update(dynamo=False, dynamic_axes=dynamic_axes(arch, task), do_constant_folding=True)
     else:
-        kwargs.update(dynamo=True, dynamic_shapes=_dynamo_shapes(arch), external_data=True)
+        kwargs.update(dynamo=True, dynamic_shapes=_dynamo_shapes(arch), external_data=True,
+                      verbose=False)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")

@@ -58,3 +58,14 @@ def test_dynamic_axes_cover_batch_and_sequence() -> None:
     assert axes["token_type_ids"] == {0: "batch", 1: "sequence"}
     assert axes["logits"] == {0: "batch", 1: "sequence"}
     assert dynamic_axes(ARCHITECTURES["distilbert"], TASKS["text-classification"])["logits"] == {0: "batch"}
+
+
+def test_importing_the_export_api_stays_light() -> None:
+    # `advisor advise` imports advisor.export (model detection): torch & co load only on export.
+    import subprocess
+    import sys
+
+    code = ("import sys, advisor.export; heavy = {'torch', 'onnx', 'onnxruntime', 'transformers', "
+            "'numpy', 'tokenizers'}; print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
