@@ -186,6 +186,126 @@ def _load_runs(url: str, texts: list[str], config: BenchConfig) -> tuple[LoadRun
     return tuple(runs)
 
 
+@dataclass(frozen=True)
+class _Live:
+    """Both sides, started: the original's probe, the slim server and the slim probe."""
+
+    torch_probe: ProbeProcess
+    server: ServerProcess
+    slim_cold_start_s: float
+    ort_probe: ProbeProcess
+
+
+@dataclass
+class _Raw:
+    """What the measurement phase collects before it becomes two ``SideResult``s."""
+
+    original_pred: list[str] = field(default_factory=list)
+    slim_pred: list[str] = field(default_factory=list)
+    latency: tuple[_Latencies, _Latencies, _Latencies] = field(
+        default_factory=lambda: (_Latencies(), _Latencies(), _Latencies())
+    )
+    throughput: tuple[float, float] = (0.0, 0.0)
+    load: tuple[LoadRun, ...] = ()
+    memory: tuple[dict[str, Any], dict[str, Any], int] = field(default_factory=lambda: ({}, {}, 0))
+
+
+def _start(
+    stack: ExitStack,
+    original: OriginalSpec,
+    slim: SlimSpec,
+    config: BenchConfig,
+    workdir: Path,
+    steps: _Steps,
+) -> _Live:
+    """One side at a time, so neither cold start competes with the other for the cores."""
+    timeout = config.startup_timeout_s
+    steps("starting the original (torch)")
+    torch_config = {"model_dir": original.model_dir, "threads": config.threads}
+    torch_probe = stack.enter_context(
+        _probe(original.sandbox, "torch_probe.py", torch_config, workdir, timeout)
+    )
+    steps("starting the slim server")
+    server, cold = stack.enter_context(_server(slim.sandbox, timeout))
+    steps("starting the slim model in-process")
+    ort_config = {
+        "model_path": slim.onnx_path, "tokenizer_path": slim.tokenizer_path,
+        "labels": list(slim.labels), "threads": config.threads,
+    }  # fmt: skip
+    ort_probe = stack.enter_context(
+        _probe(slim.sandbox, "ort_probe.py", ort_config, workdir, timeout)
+    )
+    return _Live(torch_probe, server, cold, ort_probe)
+
+
+def _collect(
+    live: _Live, slim: SlimSpec, data: LabelledData, config: BenchConfig, steps: _Steps
+) -> _Raw:
+    raw = _Raw()
+    texts = list(data.texts)
+    steps("scoring the original on the data")
+    raw.original_pred = live.torch_probe.request(
+        "predict", texts=texts, max_length=slim.max_length, batch_size=_PREDICT_BATCH
+    )["labels"]
+    steps("scoring the slim server on the data")
+    raw.slim_pred = client.predict_all(live.server.url, texts, _PREDICT_BATCH)
+    case_texts = _case_texts(live.torch_probe, data, config.cases)
+    raw.latency = _alternating_latency(
+        live.torch_probe, live.ort_probe, live.server.url, case_texts, config, steps
+    )
+    steps("throughput in-process")
+    largest = max(config.cases, key=lambda c: (c.batch * c.seq, c.batch))
+    big, seconds = case_texts[largest.name], config.throughput_seconds
+    raw.throughput = (
+        _throughput(live.torch_probe, big, largest.seq, seconds),
+        _throughput(live.ort_probe, big, largest.seq, seconds),
+    )
+    steps("HTTP load test")
+    single = min(config.cases, key=lambda c: (c.batch, -c.seq))
+    raw.load = _load_runs(live.server.url, case_texts[single.name][:1], config)
+    steps("reading memory")
+    raw.memory = (
+        live.torch_probe.request("stats"),
+        live.ort_probe.request("stats"),
+        live.server.peak_rss_bytes(),
+    )
+    return raw
+
+
+def _versions(ready: dict[str, Any]) -> dict[str, str]:
+    return {**ready.get("versions", {}), "python": ready.get("python", "")}
+
+
+def _results(
+    live: _Live, raw: _Raw, original: OriginalSpec, slim: SlimSpec, data: LabelledData
+) -> Measured:
+    labels = tuple(live.torch_probe.ready.get("labels") or slim.labels)
+    original_result = SideResult(
+        reference=original.reference, sizes=None, runtime="torch", model_path=original.model_dir,
+        accuracy=accuracy(raw.original_pred, data.labels, labels),
+        cold_start_s=float(live.torch_probe.ready["cold_start_s"]),
+        peak_rss_bytes=int(raw.memory[0]["peak_rss_bytes"]),
+        latency=raw.latency[0].summaries(), throughput_per_s=raw.throughput[0],
+        predictions=tuple(raw.original_pred), versions=_versions(live.torch_probe.ready),
+        notes={"load_s": live.torch_probe.ready.get("load_s")},
+    )  # fmt: skip
+    slim_result = SideResult(
+        reference=slim.reference, sizes=None, runtime="onnxruntime", model_path=slim.onnx_path,
+        accuracy=accuracy(raw.slim_pred, data.labels, labels),
+        cold_start_s=live.slim_cold_start_s, peak_rss_bytes=raw.memory[2],
+        latency=raw.latency[1].summaries(), throughput_per_s=raw.throughput[1],
+        predictions=tuple(raw.slim_pred), versions=_versions(live.ort_probe.ready),
+        http_latency=raw.latency[2].summaries(), load=raw.load,
+        notes={
+            "inprocess_cold_start_s": live.ort_probe.ready.get("cold_start_s"),
+            "inprocess_peak_rss_bytes": raw.memory[1].get("peak_rss_bytes"),
+        },
+    )  # fmt: skip
+    return Measured(
+        original_result, slim_result, agreement(raw.original_pred, raw.slim_pred, labels)
+    )
+
+
 def measure(
     original: OriginalSpec,
     slim: SlimSpec,
@@ -196,88 +316,8 @@ def measure(
 ) -> Measured:
     """Run every measurement of both sides; raise ``BuildError`` when a side cannot run."""
     steps = _Steps(progress, total=8 + config.rounds)
-    largest = max(config.cases, key=lambda c: (c.batch * c.seq, c.batch))
     with ExitStack() as stack:
-        steps("starting the original (torch)")
-        torch_config = {"model_dir": original.model_dir, "threads": config.threads}
-        torch_probe = stack.enter_context(
-            _probe(
-                original.sandbox, "torch_probe.py", torch_config, workdir, config.startup_timeout_s
-            )
-        )
-        steps("starting the slim server")
-        server, slim_cold = stack.enter_context(_server(slim.sandbox, config.startup_timeout_s))
-        steps("starting the slim model in-process")
-        ort_config = {
-            "model_path": slim.onnx_path,
-            "tokenizer_path": slim.tokenizer_path,
-            "labels": list(slim.labels),
-            "threads": config.threads,
-        }
-        ort_probe = stack.enter_context(
-            _probe(slim.sandbox, "ort_probe.py", ort_config, workdir, config.startup_timeout_s)
-        )
-        steps("scoring the original on the data")
-        texts = list(data.texts)
-        original_pred = torch_probe.request(
-            "predict", texts=texts, max_length=slim.max_length, batch_size=_PREDICT_BATCH
-        )["labels"]
-        steps("scoring the slim server on the data")
-        slim_pred = client.predict_all(server.url, texts, _PREDICT_BATCH)
-        case_texts = _case_texts(torch_probe, data, config.cases)
-        original_lat, slim_lat, http_lat = _alternating_latency(
-            torch_probe, ort_probe, server.url, case_texts, config, steps
-        )
-        steps("throughput in-process")
-        big = case_texts[largest.name]
-        original_tp = _throughput(torch_probe, big, largest.seq, config.throughput_seconds)
-        slim_tp = _throughput(ort_probe, big, largest.seq, config.throughput_seconds)
-        steps("HTTP load test")
-        one = case_texts[min(config.cases, key=lambda c: (c.batch, -c.seq)).name][:1]
-        load = _load_runs(server.url, one, config)
-        steps("reading memory")
-        original_mem = torch_probe.request("stats")
-        ort_mem = ort_probe.request("stats")
-        server_peak = server.peak_rss_bytes()
-    labels = tuple(torch_probe.ready.get("labels") or slim.labels)
+        live = _start(stack, original, slim, config, workdir, steps)
+        raw = _collect(live, slim, data, config, steps)
     steps("done")
-    original_result = SideResult(
-        reference=original.reference,
-        sizes=None,
-        runtime="torch",
-        model_path=original.model_dir,
-        accuracy=accuracy(original_pred, data.labels, labels),
-        cold_start_s=float(torch_probe.ready["cold_start_s"]),
-        peak_rss_bytes=int(original_mem["peak_rss_bytes"]),
-        latency=original_lat.summaries(),
-        throughput_per_s=original_tp,
-        predictions=tuple(original_pred),
-        versions={
-            **torch_probe.ready.get("versions", {}),
-            "python": torch_probe.ready.get("python", ""),
-        },
-        notes={"load_s": torch_probe.ready.get("load_s")},
-    )
-    slim_result = SideResult(
-        reference=slim.reference,
-        sizes=None,
-        runtime="onnxruntime",
-        model_path=slim.onnx_path,
-        accuracy=accuracy(slim_pred, data.labels, labels),
-        cold_start_s=slim_cold,
-        peak_rss_bytes=server_peak,
-        latency=slim_lat.summaries(),
-        throughput_per_s=slim_tp,
-        predictions=tuple(slim_pred),
-        versions={
-            **ort_probe.ready.get("versions", {}),
-            "python": ort_probe.ready.get("python", ""),
-        },
-        http_latency=http_lat.summaries(),
-        load=load,
-        notes={
-            "inprocess_cold_start_s": ort_probe.ready.get("cold_start_s"),
-            "inprocess_peak_rss_bytes": ort_mem.get("peak_rss_bytes"),
-        },
-    )
-    return Measured(original_result, slim_result, agreement(original_pred, slim_pred, labels))
+    return _results(live, raw, original, slim, data)
