@@ -77,7 +77,7 @@ WORKDIR /app
 COPY hello.txt .
 COPY data/ /app/data/
 RUN rm /etc/base-file.txt \\
- && rm -rf /opt/olddir && mkdir /opt/olddir && echo new > /opt/olddir/new.txt \\
+ && mv /opt/olddir /opt/x && mkdir /opt/olddir && rm -rf /opt/x && echo new > /opt/olddir/new.txt \\
  && echo "$GREETING $OTHER" > /app/greeting \\
  && touch /tmp/transient && rm /tmp/transient
 COPY --from=build /out/artifact.txt /app/
@@ -195,8 +195,10 @@ def test_diff_finds_new_changed_deleted_and_replaced(tmp_path: Path) -> None:
     before = df.snapshot(tmp_path)
     (tmp_path / "change").write_text("22")
     shutil.rmtree(tmp_path / "gone")
-    shutil.rmtree(tmp_path / "replaced")
+    # make the new directory while the old one still exists, so its inode cannot be reused
+    (tmp_path / "replaced").rename(tmp_path / "old-replaced")
     (tmp_path / "replaced").mkdir()
+    shutil.rmtree(tmp_path / "old-replaced")
     (tmp_path / "replaced" / "new").write_text("n")
     (tmp_path / "added").write_text("a")
     changes = df.diff_snapshots(before, df.snapshot(tmp_path))
