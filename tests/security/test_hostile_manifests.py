@@ -307,3 +307,19 @@ def test_a_sound_layout_from_the_same_helpers_is_read(tmp_path: Path) -> None:
     proc = _cli(layout.ref)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["schema_version"] == 1
+
+
+def test_cli_reports_non_utf8_names_in_every_format(tmp_path: Path) -> None:
+    site = b"usr/lib/python3/site-packages/b\xe4d-1.0.dist-info/"
+    layer = tar(member(b"app/caf\xe9-\xff.bin", b"x" * 3_000_000),
+                member(site + b"METADATA", b"Name: b\xe4d\nVersion: 1\n"),
+                member(site + b"RECORD", b"b\xe4d/x.py,,\n"))
+    layout = write_layout(tmp_path / "img", [layer])
+    for fmt in ("json", "text", "markdown", "html"):
+        out = tmp_path / f"report.{fmt}"
+        proc = subprocess.run([str(REPO / ".venv/bin/advisor"), "advise", layout.ref, "--format", fmt,
+                               "-o", str(out)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert out.stat().st_size > 0
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["image"]["size_bytes"] >= 3_000_000
