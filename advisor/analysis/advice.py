@@ -77,6 +77,8 @@ class Advice:
     torch: Mapping[str, Any] = field(default_factory=dict)
     python_version: str = ""
     apt_packages: tuple[str, ...] = ()
+    app_entry: str = ""  # the entry script the command runs, "" when unknown
+    app_distributions: tuple[str, ...] = ()  # canonical names it (and its local modules) imports
 
     @property
     def context_note(self) -> str:
@@ -216,6 +218,8 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
         torch=_torch_summary(ctx),
         python_version=ctx.python_version,
         apt_packages=user_apt_packages(ctx, base),
+        app_entry=ctx.app.entry if ctx.app else "",
+        app_distributions=tuple(sorted(ctx.app_dists or ())),
     )
 
 

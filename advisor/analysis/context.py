@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from advisor.analysis.appcode import AppCode, app_distributions, scan_app
 from advisor.analysis.depgraph import DepGraph, build_graph
 from advisor.analysis.distributions import Distribution, DistributionScan, scan_distributions
 from advisor.analysis.dockerfile import Step, recover_steps
@@ -73,6 +74,18 @@ class Context:
     @cached_property
     def graph(self) -> DepGraph:
         return build_graph(self.scan.distributions, self.python_version, self.facts.architecture, self.facts.os)
+
+    @cached_property
+    def app(self) -> AppCode | None:
+        """The served entry script and what it imports (None when the command names none)."""
+        argv = [*self.facts.entrypoint, *self.facts.cmd]
+        return scan_app(self.tree, argv, self.facts.working_dir)
+
+    @cached_property
+    def app_dists(self) -> set[str] | None:
+        """Distributions the entry script imports directly (None when unknown)."""
+        argv = [*self.facts.entrypoint, *self.facts.cmd]
+        return app_distributions(self.app, self.scan.distributions, argv) if self.app else None
 
     @cached_property
     def torch(self) -> TorchBuild | None:

@@ -83,14 +83,15 @@ class DepGraph:
         targets = {e.target for e in self.edges if e.source != e.target}
         return set(self.sizes) - targets
 
-    def removable_with_deps(self, names: Iterable[str]) -> set[str]:
+    def removable_with_deps(self, names: Iterable[str], keep: Iterable[str] = ()) -> set[str]:
         """``names`` plus every dependency of theirs that nothing kept still needs.
 
         A requested name that a kept distribution still needs stays (removing it would
-        break that one), and so do its dependencies.
+        break that one), and so do its dependencies. ``keep`` names distributions that stay
+        whatever the graph says (what the application imports itself).
         """
         doomed = self.closure(names)
-        kept = self.closure(set(self.sizes) - doomed)
+        kept = self.closure((set(self.sizes) - doomed) | set(keep))
         return doomed - kept
 
     def bytes_of(self, names: Iterable[str]) -> int:

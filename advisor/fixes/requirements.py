@@ -27,14 +27,18 @@ def _pin(d: DistributionRow) -> str:
     return f"{d.name}=={d.version.split('+', 1)[0]}"
 
 
-def dev_distributions(advice: Advice) -> set[str]:
+def _removed_by(advice: Advice, rule: str) -> set[str]:
     out: set[str] = set()
     for f in advice.findings:
-        if f.rule == "py-dev-tools":
+        if f.rule == rule:
             removed = f.data.get("removed_distributions", [])
             if isinstance(removed, list):
                 out.update(str(x) for x in removed)
     return out
+
+
+def dev_distributions(advice: Advice) -> set[str]:
+    return _removed_by(advice, "py-dev-tools")
 
 
 def _dev_tools(advice: Advice) -> set[str]:
@@ -53,6 +57,8 @@ def split_requirements(advice: Advice) -> Requirements:
     dev_roots = _dev_tools(advice)
     runtime, dev_pins = [], []
     torch_version = ""
+    app = set(advice.app_distributions)
+    unused = _removed_by(advice, "py-unused-packages")
     for d in dists:
         if d.key == "torch" and not torch_version:
             torch_version = d.version.split("+", 1)[0]
@@ -62,7 +68,10 @@ def split_requirements(advice: Advice) -> Requirements:
         if d.key in dev:
             if d.key in dev_roots:
                 dev_pins.append(_pin(d))
-        elif not kept_required_by:
+        elif app:
+            if d.key in app:  # what the entry script imports; pip resolves the rest
+                runtime.append(_pin(d))
+        elif not kept_required_by and d.key not in unused:
             runtime.append(_pin(d))
     return Requirements(tuple(sorted(set(runtime), key=str.lower)), tuple(sorted(set(dev_pins), key=str.lower)), torch_version)
 

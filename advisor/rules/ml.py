@@ -73,11 +73,13 @@ class OnnxExport(Rule):
         # the export: its edges into them no longer keep them.
         users = sorted({e.source for e in ctx.graph.edges if e.target in heavy and e.source not in heavy})
         graph = DepGraph(ctx.graph.sizes, tuple(e for e in ctx.graph.edges if e.target not in heavy or e.source in heavy))
-        removed = graph.removable_with_deps(heavy) | {k for k in ctx.dists if is_gpu_dist(k)}
-        keep = set(ONNX_SERVING_STACK)
-        removed -= keep
+        keep = (ctx.app_dists or set()) - heavy  # what the entry script imports itself stays
+        removed = graph.removable_with_deps(heavy, keep) | {k for k in ctx.dists if is_gpu_dist(k)}
+        users = [u for u in users if u not in removed]
+        stack = set(ONNX_SERVING_STACK)
+        removed -= stack
         frees = ctx.dist_files(removed)
-        present = sum(ctx.dists[k].size_bytes for k in keep if k in ctx.dists)
+        present = sum(ctx.dists[k].size_bytes for k in stack if k in ctx.dists)
         added = max(0, ONNX_SERVING_STACK_BYTES - present)
         model_bytes = _distinct_model_bytes(ctx, [m.folder for m in models])
         gross = sum(frees.values())
@@ -162,3 +164,45 @@ class DevTools(Rule):
                 frees, data={"distribution": tool, "removed_distributions": mine,
                              "tools": [d for d in mine if d in DEV_TOOLS]}))
         return findings
+
+
+class UnusedPackages(Rule):
+    id = "py-unused-packages"
+    severity = Severity.MEDIUM
+    title = "top-level packages the served entrypoint never imports"
+    category = "python"
+    recommendation = "drop-unused-packages"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        app, wanted = ctx.app, ctx.app_dists
+        if app is None or wanted is None:
+            return []  # no entry script to judge by: say nothing
+        graph = without_dev_extras(ctx.graph)
+        needed = graph.closure(wanted)
+        skip = needed | PACKAGING | set(DEV_TOOLS)
+        candidates = sorted(r for r in graph.roots() if r not in skip and not is_gpu_dist(r)
+                            and not ctx.dists[r].environment.startswith("usr/lib/python3/"))
+        freed = graph.removable_with_deps(candidates, needed) - PACKAGING
+        findings = []
+        for root, mine in _assign(graph, candidates, freed).items():
+            frees = ctx.dist_files(mine)
+            total = sum(frees.values())
+            msg = (f"{ctx.dists[root].name} {ctx.dists[root].version} is not imported by the entrypoint "
+                   f"(/{app.entry} and the {len(app.files) - 1} local modules it imports) nor needed by what it "
+                   f"imports; with {len(mine) - 1} dependencies only it needs: {human(total)}")
+            findings.append(self.finding(total, [ctx.dists[d].metadata_path for d in mine], msg, frees,
+                                         data={"distribution": root, "removed_distributions": mine,
+                                               "entry": app.entry}))
+        return findings
+
+
+def _assign(graph: DepGraph, roots: list[str], freed: set[str]) -> dict[str, list[str]]:
+    """Each freed distribution to the largest root that pulls it in (shared deps counted once)."""
+    owner: dict[str, str] = {}
+    for root in sorted(roots, key=lambda r: (-graph.bytes_of(graph.closure([r]) & freed), r)):
+        for dep in sorted(graph.closure([root]) & freed):
+            owner.setdefault(dep, root)
+    out: dict[str, list[str]] = {}
+    for dep, root in sorted(owner.items()):
+        out.setdefault(root, []).append(dep)
+    return out

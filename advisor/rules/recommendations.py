@@ -41,6 +41,11 @@ RECOMMENDATIONS: tuple[RecommendationDef, ...] = (
         "in the final stage",
     ),
     RecommendationDef(
+        "drop-unused-packages", "Install only what the served entrypoint imports",
+        "requirements.txt from --write-fixes lists the distributions the entry script imports; "
+        "training, notebook and analysis packages go to their own image or requirements file",
+    ),
+    RecommendationDef(
         "dedupe-models", "Ship each model once, in the one format the server loads",
         "copy only the serving format (e.g. model.safetensors or model.onnx); do not bake the Hugging "
         "Face hub cache into the image next to a copied model",

@@ -15,7 +15,7 @@ from advisor.rules.leftovers import (
     StaticLibs,
     Unstripped,
 )
-from advisor.rules.ml import CudaTorch, DevTools, OnnxExport
+from advisor.rules.ml import CudaTorch, DevTools, OnnxExport, UnusedPackages
 from advisor.rules.models import DuplicateCopies, DuplicateFormats, StaleHfCache
 from advisor.rules.secrets import SecretsInLayers
 from advisor.rules.system import (
@@ -29,7 +29,7 @@ from advisor.rules.system import (
 
 ALL_RULES: tuple[Rule, ...] = (
     SecretsInLayers(),
-    OnnxExport(), CudaTorch(), DevTools(),
+    OnnxExport(), CudaTorch(), DevTools(), UnusedPackages(),
     PipCache(), AptLists(), AptArchives(), PipNoCacheDir(), AptNoCleanup(),
     DuplicateFormats(), DuplicateCopies(), StaleHfCache(),
     FullBase(), NoMultiStage(),

@@ -93,3 +93,10 @@ def test_write_fixes_to_unwritable_place(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(BadInputError):
         write_fixes(_advice(fx.clean()), blocker / "sub")
+
+
+def test_runtime_requirements_are_what_the_entrypoint_imports() -> None:
+    img = fx.unused_packages()
+    advice = _advice(img, cmd=img.cmd, working_dir=img.working_dir)
+    runtime = [ln for ln in plan_fixes(advice).files["requirements.txt"].splitlines() if ln and not ln.startswith("#")]
+    assert runtime == ["flask==3.0.3", "gunicorn==23.0.0", "requests==2.32.3"]

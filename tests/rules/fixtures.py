@@ -8,6 +8,7 @@ bytes of content.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ def dist(name: str, version: str, files: Mapping[str, FileSpec], requires: Seque
     info = f"{name.replace('-', '_')}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Provides-Extra: {e}" for e in extras] + [f"Requires-Dist: {r}" for r in requires]
-    out: Files = {f"{site}/{p}": spec for p, spec in files.items()}
+    out: Files = {posixpath.normpath(f"{site}/{p}"): spec for p, spec in files.items()}
     out[f"{site}/{info}/METADATA"] = "\n".join(meta) + "\n"
     out[f"{site}/{info}/INSTALLER"] = "pip\n"
     record = [f"{p},," for p in files] + [f"{info}/METADATA,,", f"{info}/INSTALLER,,", f"{info}/RECORD,,"]
@@ -51,6 +52,8 @@ class Img:
     history: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=list)
     whiteouts: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    cmd: tuple[str, ...] = ()
+    working_dir: str = ""
 
     def context(self) -> Context:
         trees = []
@@ -58,7 +61,7 @@ class Img:
             fixed = {p: (Entry(p.strip("/"), s.kind, s.size, link=s.link) if isinstance(s, Entry) else s)
                      for p, s in files.items()}
             trees.append(layer_from_files(fixed, i, whiteouts=self.whiteouts.get(i, ())))
-        facts = ImageFacts(reference="test:fixture", env=tuple(self.env),
+        facts = ImageFacts(reference="test:fixture", env=tuple(self.env), cmd=self.cmd, working_dir=self.working_dir,
                            history=tuple(HistoryEntry(created_by=h, empty_layer=_empty(h)) for h in self.history))
         return Context(facts, tuple(trees), FileTree.merge(trees))
 
@@ -274,3 +277,22 @@ def secrets() -> Img:
 
 
 TRIGGERS["sec-secrets-in-layers"] = secrets
+
+
+def unused_packages() -> Img:
+    """app.py imports flask and a local helper that imports requests; pandas is never imported."""
+    pkgs = {**dist("flask", "3.0.3", {"flask/__init__.py": 400_000}, ["click>=8.1.3"]),
+            **dist("click", "8.1.7", {"click/__init__.py": 300_000}),
+            **dist("requests", "2.32.3", {"requests/__init__.py": 100_000}, ["idna"]),
+            **dist("idna", "3.10", {"idna/__init__.py": 20_000}),
+            **dist("pandas", "2.2.3", {"pandas/__init__.py": 40 * MB}, ["numpy>=1.23", "python-dateutil"]),
+            **dist("python-dateutil", "2.9.0", {"dateutil/__init__.py": 300_000}),
+            **dist("numpy", "2.4.6", {"numpy/__init__.py": 30 * MB}),
+            **dist("gunicorn", "23.0.0", {"gunicorn/__init__.py": 200_000, "../../../bin/gunicorn": 200})}
+    app: Files = {"app/app.py": "import os\nfrom flask import Flask\nfrom helpers import fetch\n",
+                  "app/helpers.py": "import requests\n\ndef fetch():\n    return requests\n",
+                  "app/train.py": "import pandas\n"}
+    return Img([python_base(), pkgs, app], cmd=("gunicorn", "app:app"), working_dir="/app")
+
+
+TRIGGERS["py-unused-packages"] = unused_packages

@@ -228,3 +228,19 @@ def test_stdlib_bytecode_is_not_a_finding() -> None:
     img = fx.Img([{**fx.python_base(), "usr/local/lib/python3.11/__pycache__/os.cpython-311.pyc": 40_000,
                    "usr/lib/python3.11/__pycache__/re.cpython-311.pyc": 40_000}])
     assert _findings("py-bytecode", img) == []
+
+
+def test_unused_packages_follow_the_entrypoint() -> None:
+    ctx = fx.unused_packages().context()
+    assert ctx.app is not None and ctx.app.entry == "app/app.py"
+    assert set(ctx.app.files) == {"app/app.py", "app/helpers.py"}
+    assert ctx.app_dists == {"flask", "requests", "gunicorn"}
+    (f,) = rule_by_id("py-unused-packages").evaluate(ctx)  # type: ignore[union-attr]
+    assert f.data["distribution"] == "pandas"
+    assert set(f.data["removed_distributions"]) == {"pandas", "numpy", "python-dateutil"}
+
+
+def test_unused_packages_silent_without_an_entrypoint() -> None:
+    img = fx.unused_packages()
+    img.cmd = ()
+    assert _findings("py-unused-packages", img) == []
