@@ -30,6 +30,7 @@ INCLUDE = ("python3",)
 SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 RECIPE_VERSION = "2"
 TAG = "bookworm-python3"
+SLIM_RECIPE = "2"  # bump when slim_spec's rules change
 SLIM_ROOT_PACKAGES = (
     "python3",
     "python3.11",
@@ -85,6 +86,7 @@ def variant_key(variant: str) -> str:
         (
             variant,
             RECIPE_VERSION,
+            SLIM_RECIPE,
             *SLIM_ROOT_PACKAGES,
             *SLIM_NEVER,
             *SLIM_DROP_DIRS,
@@ -203,21 +205,38 @@ def _describe(layout: Path, rootfs: Path, variant: str) -> BaseImage:
 
 
 def slim_spec(spec: Mapping[str, bytes | FileSpec], rootfs: Path) -> dict[str, bytes | FileSpec]:
-    """Drop the files of every package outside the runtime closure, and the package tools."""
+    """Drop the files of every package outside the runtime closure, and the package tools.
+
+    A path is dropped only when no kept package lists it too, and never when it is a
+    directory or a link to one (merged /usr: ``/lib`` and ``/bin`` are such links).
+    """
     status = (rootfs / "var/lib/dpkg/status").read_text()
     keep = dependency_closure(parse_status(status), SLIM_ROOT_PACKAGES, exclude=SLIM_NEVER)
-    drop: set[str] = set(SLIM_DROP_PATHS)
+    listed: dict[bool, set[str]] = {True: set(), False: set()}
     for lst in sorted((rootfs / "var/lib/dpkg/info").glob("*.list")):
-        if lst.stem.split(":", 1)[0] not in keep:
-            drop.update(_in_tree(p, rootfs) for p in lst.read_text().splitlines())
+        kept = lst.stem.split(":", 1)[0] in keep
+        listed[kept].update(
+            _in_tree(p, rootfs) for p in lst.read_text().splitlines() if p.strip("/")
+        )
+    drop = (listed[False] - listed[True]) | set(SLIM_DROP_PATHS)
     out = {}
     for path, entry in spec.items():
-        if path in drop and not (isinstance(entry, FileSpec) and entry.dir):
+        if path in drop and not _is_dir_like(entry, rootfs / path):
             continue
         if any(path == d or path.startswith(d + "/") for d in SLIM_DROP_DIRS):
             continue
         out[path] = entry
     return out
+
+
+def _is_dir_like(entry: bytes | FileSpec, full: Path) -> bool:
+    if isinstance(entry, FileSpec) and entry.dir:
+        return True
+    if isinstance(entry, FileSpec) and entry.symlink is not None:
+        target = entry.symlink
+        resolved = (full.parent / target) if not target.startswith("/") else None
+        return resolved is not None and resolved.is_dir()
+    return False
 
 
 def _in_tree(listed: str, rootfs: Path) -> str:

@@ -17,7 +17,6 @@ import importlib.util
 import io
 import json
 import os
-import py_compile
 import shutil
 import subprocess
 import sys
@@ -154,32 +153,47 @@ def tree_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+COMPILE_SCRIPT = """
+import json, py_compile, sys
+for src, cfile, dfile in json.load(sys.stdin):
+    py_compile.compile(src, cfile=cfile, dfile=dfile, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+
+
 def compile_bytecode(
     root: Path, image_dir: str, target: PythonTarget, only: Collection[Path] | None = None
 ) -> bool:
-    """Precompile ``root`` as it will sit at ``image_dir`` (unchecked-hash pycs: reproducible).
+    """Precompile ``root`` as it will sit at ``image_dir`` (unchecked-hash pycs: no mtimes).
 
-    ``only`` limits it to those source files (the ones the server imports). Only when this
-    interpreter's version is the target's (the pyc format changes per version); returns
-    whether bytecode was written.
+    ``only`` limits it to those source files (the ones the server imports). It runs in a
+    fresh isolated interpreter with a fixed hash seed: marshal's output depends on the
+    compiling process's refcounts, so compiling inside a long-lived build process gives
+    different bytes for the same source. Only when this interpreter's version is the
+    target's (the pyc format changes per version); returns whether bytecode was written.
     """
     if sys.version_info[:2] != target.version:
         return False
     sources = sorted(only if only is not None else root.rglob("*.py"))
-    for src in sources:
-        rel = src.relative_to(root).as_posix()
-        try:
-            py_compile.compile(
-                str(src),
-                cfile=importlib.util.cache_from_source(str(src)),
-                dfile=f"{image_dir}/{rel}",
-                doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            )
-        except py_compile.PyCompileError as e:
-            raise BuildError(
-                f"byte-compiling {rel} failed: {e.msg}", hint="build with bytecode off"
-            ) from e
+    jobs = [
+        (
+            str(src),
+            importlib.util.cache_from_source(str(src)),
+            f"{image_dir}/{src.relative_to(root).as_posix()}",
+        )
+        for src in sources
+    ]
+    env = {"PYTHONHASHSEED": "0", "PATH": os.defpath}
+    try:
+        subprocess.run(
+            [sys.executable, "-I", "-S", "-c", COMPILE_SCRIPT],
+            input=json.dumps(jobs), check=True, capture_output=True, text=True, env=env, timeout=600,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as e:
+        tail = " | ".join(e.stderr.strip().splitlines()[-2:])
+        raise BuildError(
+            f"byte-compiling {root} failed: {tail}", hint="build with bytecode none"
+        ) from e
     return True
 
 
