@@ -15,8 +15,9 @@ TARGET = PythonTarget("/usr/bin/python3.11", (3, 11), "cp311", Libc("glibc", (2,
 def test_target_args_name_the_base_not_the_host() -> None:
     args = target_args(TARGET)
     assert args[:1] == ["--only-binary=:all:"]
-    assert ["--python-version", "3.11"] == args[
-        args.index("--python-version") : args.index("--python-version") + 2
+    assert args[args.index("--python-version") : args.index("--python-version") + 2] == [
+        "--python-version",
+        "3.11",
     ]
     assert "--abi" in args and "cp311" in args
     assert "manylinux_2_36_x86_64" in args and "manylinux_2_37_x86_64" not in args
