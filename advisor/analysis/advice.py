@@ -135,7 +135,8 @@ def recommend(findings: Sequence[Finding], rules: Sequence[Rule]) -> list[Recomm
         idx = [i for i, f in enumerate(findings) if rec_of.get(f.rule) == rdef.id]
         if not idx:
             continue
-        standalone = sum(_finding_savings(findings[i], set()) for i in idx)
+        alone: set[str] = set()  # the same file found by two rules of one fix counts once
+        standalone = sum(_finding_savings(findings[i], alone) for i in idx)
         if rdef.alternative_to and rdef.alternative_to in active:
             saved = 0  # shown for users who keep torch; the alternative's bytes count once
         else:

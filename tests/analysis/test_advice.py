@@ -112,3 +112,11 @@ def test_cpu_torch_fix_names_the_version() -> None:
     (rec,) = [r for r in advice.recommendations if r.id == "cpu-torch"]
     assert "--index-url https://download.pytorch.org/whl/cpu torch==2.14.1" in rec.fix
     assert rec.alternative_to == "" and rec.estimated_savings_bytes == rec.standalone_savings_bytes > 0
+
+
+def test_standalone_savings_count_shared_files_once() -> None:
+    advice = build_advice(fx.apt().context())
+    (rec,) = [r for r in advice.recommendations if r.id == "clean-caches"]
+    rules = {advice.findings[i].rule for i in rec.findings}
+    assert {"os-apt-lists", "dockerfile-apt-no-cleanup"} <= rules  # both name var/lib/apt/lists
+    assert rec.standalone_savings_bytes == rec.estimated_savings_bytes == 9 * fx.MB + 12 * fx.MB + 300_000
