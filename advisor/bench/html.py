@@ -34,7 +34,8 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#21
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #dee2e6}
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.9rem}
 th,td{border:1px solid #dee2e6;padding:.3rem .6rem;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f8f9fa}
+th:first-child,td:first-child,td.t,th.t{text-align:left}th{background:#f8f9fa}
+td{white-space:nowrap}td.t{white-space:normal}
 code{font-size:.85em;word-break:break-all}.muted{color:#868e96;font-size:.85rem}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #dee2e6;border-radius:6px;
 padding:.6rem 1rem;min-width:170px}.card b{display:block;font-size:1.5rem}
@@ -43,10 +44,26 @@ figure{margin:.8rem 0}figcaption{font-size:.85rem;color:#495057}
 """
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], text_col: int = -1) -> str:
+    """A table of right-aligned figures; ``text_col`` (if any) holds free text, left-aligned."""
+
+    def cls(i: int, n: int) -> str:
+        return ' class="t"' if text_col >= 0 and i == text_col % n else ""
+
+    head = "".join(f"<th{cls(i, len(header))}>{escape(h)}</th>" for i, h in enumerate(header))
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{cls(i, len(row))}>{escape(c)}</td>" for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _inline_code(note: str) -> str:
+    """Markdown `code` spans of the shared notes as <code>, everything else escaped."""
+    parts = escape(note).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def _figure(svg: str, caption: str) -> str:
@@ -137,7 +154,7 @@ def _size_section(report: BenchReport) -> str:
         parts.append(
             _figure(bar_chart(f"{title} layers", bars, fmt_bytes), f"{title}: bytes per layer")
         )
-        parts.append(_table(("#", "size", "compressed", "files", "created by"), rows))
+        parts.append(_table(("#", "size", "compressed", "files", "created by"), rows, text_col=4))
     return "".join(parts)
 
 
@@ -208,7 +225,7 @@ def _advice_section(report: BenchReport) -> str:
             bar_chart("size after each recommendation", bars, fmt_bytes, label_w=170),
             "image size after applying the recommendations in order (estimated by advisor advise)",
         )
-        + _table(("id", "recommendation", "saves", "before", "after"), rows)
+        + _table(("id", "recommendation", "saves", "before", "after"), rows, text_col=1)
     )
 
 
@@ -240,7 +257,7 @@ def report_html(report: BenchReport) -> str:
         _size_section(report),
         _advice_section(report),
         "<h2>How this was measured</h2><ul>"
-        + "".join(f"<li>{escape(n.removeprefix('- '))}</li>" for n in METHOD_NOTES)
+        + "".join(f"<li>{_inline_code(n.removeprefix('- '))}</li>" for n in METHOD_NOTES)
         + "</ul>",
     ]
     return (
