@@ -28,8 +28,14 @@ SECRET_VALUES = (AWS_ID, AWS_SECRET, GH_TOKEN, HF_TOKEN, "s3cr3t-Passw0rd!", "b3
 
 
 def _capture(entry: Entry) -> Capture | None:
-    # What capture_for must do once the lead adds the secrets predicate to it.
+    # capture_for falls back to secret_capture; spelled out so this test states its need.
     return capture_for(entry) or secret_capture(entry)
+
+
+def test_capture_for_keeps_what_the_secrets_rule_reads() -> None:
+    for path in ("app/.env", "root/.ssh/id_ed25519", "srv/tls/server.key"):
+        entry = Entry(path, EntryKind.FILE, 300)
+        assert capture_for(entry) == secret_capture(entry) == Capture(head=300)
 
 
 def _advise(ref: str, capture: CaptureFn = _capture) -> tuple[list[Finding], list[LayerTree]]:
@@ -88,11 +94,15 @@ def test_cloud_credentials_env_files_and_config_env(tmp_path: Path) -> None:
     _no_leak(findings)
 
 
+def _nothing(entry: Entry) -> Capture | None:
+    return None
+
+
 def test_name_alone_is_evidence_without_captured_content(tmp_path: Path) -> None:
-    # Today's capture_for keeps none of these files: the rule still names them.
+    # With no content kept at all (a capture policy that skips them), the names still count.
     ref = make_image(tmp_path, [{"root/.ssh/id_rsa": PEM, "srv/.env": b"TOKEN=abcdefgh\n",
                                  "home/u/.docker/config.json": b'{"auths": {}}'}])
-    findings, _ = _advise(ref, capture=capture_for)
+    findings, _ = _advise(ref, capture=_nothing)
     assert sorted(f.paths[0] for f in findings) == [
         "home/u/.docker/config.json", "root/.ssh/id_rsa", "srv/.env"]
     _no_leak(findings)
