@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor import __version__
-from advisor.bench.data import default_data_path, load_csv
+from advisor.bench.data import LabelledData, default_data_path, load_csv
 from advisor.bench.locate import find_python, read_slim_artifacts, split_env
 from advisor.bench.measure import Measured, OriginalSpec, SlimSpec, measure
 from advisor.bench.model import (
@@ -26,7 +27,7 @@ from advisor.bench.model import (
     no_progress,
 )
 from advisor.bench.sandbox import Sandbox
-from advisor.bench.sizes import inspect_image, measure_sizes
+from advisor.bench.sizes import Inspected, inspect_image, measure_sizes
 from advisor.errors import BadInputError, BuildError
 
 if TYPE_CHECKING:
@@ -144,30 +145,74 @@ def assemble(
     )
 
 
-def run_bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchReport:
-    """Measure ``config.original`` against ``config.slim``; raise ``BuildError`` if one cannot run."""
-    data_path = config.data or default_data_path()
-    if config.data is None and not data_path.is_file():
+def _is_local(reference: str) -> bool:
+    """A folder on this machine (model vs model, on the host's Python) rather than an image."""
+    return Path(reference).is_dir()
+
+
+def _local_original(config: BenchConfig) -> OriginalSpec:
+    box = Sandbox("original", python=sys.executable)
+    return OriginalSpec(config.original, box, str(Path(config.original).resolve()))
+
+
+def _local_slim(config: BenchConfig) -> SlimSpec:
+    artifacts = str(Path(config.slim).resolve())
+    command = (sys.executable, "-m", "advisor.serve")
+    box = Sandbox("slim", python=sys.executable, command=command, env={"MODEL_DIR": artifacts})
+    return _slim_spec(config.slim, box)
+
+
+def _read_images(
+    config: BenchConfig, progress: ProgressFn
+) -> tuple[Inspected | None, ImageSizes | None]:
+    """Both images read (sizes, model folders) before minutes of unpacking: bad input fails fast."""
+    inspected = sizes = None
+    if not _is_local(config.original):
+        progress(0, 0, f"reading {config.original}")
+        inspected = inspect_image(config.original, insecure=config.insecure)
+        _model_dir(config, inspected.model_dirs)
+    if not _is_local(config.slim):
+        progress(0, 0, f"reading {config.slim}")
+        sizes = measure_sizes(config.slim, insecure=config.insecure)
+    return inspected, sizes
+
+
+def _data(config: BenchConfig) -> LabelledData:
+    path = config.data or default_data_path()
+    if config.data is None and not path.is_file():
         raise BadInputError(
-            f"no --data given and the sample held-out set {data_path} does not exist",
+            f"no --data given and the sample held-out set {path} does not exist",
             hint="pass --data CSV (text,label), or build the sample model: python sample_models/build_sentiment.py",
         )
-    data = load_csv(data_path, config.max_samples)
+    return load_csv(path, config.max_samples)
+
+
+def run_bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchReport:
+    """Measure ``config.original`` against ``config.slim``; raise ``BuildError`` if one cannot run.
+
+    Each is an image reference (run in its own unpacked root filesystem) or a local folder
+    (a Hugging Face model / an export artifacts folder, run with this machine's Python).
+    """
+    data = _data(config)
     _load_advice(config.advice)  # fail on a bad --advice before minutes of measuring
-    progress(0, 0, f"reading {config.original}")
-    inspected = inspect_image(config.original, insecure=config.insecure)
-    model_dir = _model_dir(config, inspected.model_dirs)
-    progress(0, 0, f"reading {config.slim}")
-    sizes = (inspected.sizes, measure_sizes(config.slim, insecure=config.insecure))
+    inspected, slim_sizes = _read_images(config, progress)
     with ExitStack() as stack:
         work = Path(
             stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="advisor-bench-", dir=config.workdir)
             )
         )
-        original_bundle = stack.enter_context(_unpacked(config.original, progress))
-        slim_bundle = stack.enter_context(_unpacked(config.slim, progress))
-        original = OriginalSpec(config.original, _sandbox("original", original_bundle), model_dir)
-        slim = _slim_spec(config.slim, _sandbox("slim", slim_bundle))
+        if inspected is None:
+            original = _local_original(config)
+        else:
+            bundle = stack.enter_context(_unpacked(config.original, progress))
+            model_dir = _model_dir(config, inspected.model_dirs)
+            original = OriginalSpec(config.original, _sandbox("original", bundle), model_dir)
+        if slim_sizes is None:
+            slim = _local_slim(config)
+        else:
+            bundle = stack.enter_context(_unpacked(config.slim, progress))
+            slim = _slim_spec(config.slim, _sandbox("slim", bundle))
         measured = measure(original, slim, data, config, work, progress)
-    return assemble(measured, sizes, config, str(data_path), len(data))
+    sizes = (inspected.sizes if inspected else None, slim_sizes)
+    return assemble(measured, sizes, config, data.path, len(data))

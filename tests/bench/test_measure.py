@@ -193,3 +193,23 @@ def test_html_renders_in_headless_chromium(written: dict[str, Path], tmp_path: P
     # The original's orange bars must appear on the page (the plots drew, not just text).
     orange = bytes.fromhex("e8590c")
     assert any(orange in row for row in rows), "no plot colour in the screenshot"
+
+
+def test_model_vs_model_on_this_machine(tiny_model: TinyModel, tmp_path: Path) -> None:
+    """Folders instead of images: the host's torch vs advisor's server on the artifacts."""
+    from advisor.bench.cases import BenchCase
+    from advisor.bench.run import run_bench
+
+    config = BenchConfig(
+        original=str(tiny_model.model_dir), slim=str(tiny_model.onnx_dir), data=tiny_model.names_csv,
+        cases=(BenchCase(2, 16),), rounds=1, iterations=3, throughput_seconds=0.2,
+        concurrency=(1,), load_requests=5, load_seconds=1.0, threads=1,
+    )  # fmt: skip
+    result = run_bench(config)
+    doc = report_json(result)
+    assert doc["original"]["size_bytes"] is None and doc["slim"]["size_bytes"] is None
+    assert set(doc["original"]["latency_ms"]) == set(doc["slim"]["latency_ms"]) == {"b2_s16"}
+    assert doc["agreement"] == pytest.approx(1.0)
+    paths = write_reports(result, tmp_path)
+    assert "no sizes" in paths["html"].read_text()
+    assert "n/a" in paths["markdown"].read_text()
