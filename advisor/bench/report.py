@@ -305,7 +305,7 @@ def report_markdown(report: BenchReport) -> str:
         f"- slim: `{report.slim.reference}` ({report.slim.runtime}, model `{report.slim.model_path}`)",
         f"- data: `{report.data_path}` ({report.samples} labelled texts)",
         f"- machine: {env.get('cpu') or env.get('machine')}, {env.get('cpu_count')} CPUs, "
-        f"{env.get('threads')} threads per side, {env.get('date')}",
+        f"{env.get('threads')} threads per side, load average {env.get('loadavg')}, {env.get('date')}",
         "",
         "## Summary",
         "",

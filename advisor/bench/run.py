@@ -99,6 +99,8 @@ def machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "kernel": platform.release(),
         "host_python": platform.python_version(),
+        # Other work on the machine skews every number: keep the load next to them.
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
