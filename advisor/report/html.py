@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from advisor.analysis.advice import Advice
+from advisor.analysis.dockerfile import normalize
 from advisor.report.svg import bar_chart, stacked_bar
 from advisor.rules.base import human
 
@@ -35,9 +36,16 @@ def _summary(a: Advice) -> str:
     return '<div class="summary">' + "".join(f"<div><b>{escape(k)}</b><br>{escape(v)}</div>" for k, v in cells) + "</div>"
 
 
+def _step(created_by: str) -> str:
+    """A history line as the Dockerfile line it came from, short enough for a chart label."""
+    instruction, args = normalize(created_by)
+    line = f"{instruction} {args}".strip() if created_by else "(no history)"
+    return line if len(line) <= 30 else line[:29] + "\u2026"
+
+
 def _charts(a: Advice) -> str:
     cats = sorted(a.categories.items(), key=lambda kv: (-kv[1], kv[0]))
-    layers = [(f"layer {r.index}: {r.created_by[:40]}", r.size_bytes) for r in a.layers]
+    layers = [(f"{r.index}: {_step(r.created_by)}", r.size_bytes) for r in a.layers]
     dists = [(d.name, d.size_bytes) for d in a.distributions[:15]]
     recs = [(r.id, r.estimated_savings_bytes) for r in a.recommendations]
     return "".join([

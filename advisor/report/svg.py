@@ -26,7 +26,7 @@ def bar_chart(items: Sequence[tuple[str, int]], title: str, width: int = 760) ->
         w = max(1, int((width - label_w - 110) * value / peak)) if value else 0
         color = PALETTE[i % len(PALETTE)]
         parts += [
-            f'<text x="{label_w - 8}" y="{y + 15}" font-size="12" text-anchor="end">{escape(label[:36])}</text>',
+            f'<text x="{label_w - 8}" y="{y + 15}" font-size="12" text-anchor="end">{escape(label[:32])}</text>',
             f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{color}"><title>{escape(label)}: {value} bytes</title></rect>',
             f'<text x="{label_w + w + 6}" y="{y + 15}" font-size="12">{escape(human(value))}</text>',
         ]
