@@ -40,7 +40,8 @@ def main() -> int:
         flush=True,
     )
     server.serve_forever(poll_interval=0.2)
-    server.server_close()  # joins in-flight request threads
+    server.close_idle()
+    server.server_close()  # joins the request threads: in-flight requests finish
     print("advisor-serve: stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -7,7 +7,9 @@ One thread per connection parses and validates requests; a semaphore lets at mos
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -94,6 +96,18 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "advisor-serve"
     app: App  # set on the subclass made by make_server
+    server: Server
+    timeout = 75  # seconds an idle keep-alive connection may hold its thread
+
+    def handle_one_request(self) -> None:
+        self.server.mark(self.request, idle=True)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        self.server.mark(self.request, idle=False)
+        if self.server.stopping:
+            self.close_connection = True
+        return super().parse_request()
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -173,6 +187,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if status == HTTPStatus.METHOD_NOT_ALLOWED:
             self.send_header("Allow", ", ".join(ROUTES.get(self.path.split("?", 1)[0], ())))
+        if self.server.stopping:
+            self.close_connection = True
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -183,13 +199,69 @@ class Handler(BaseHTTPRequestHandler):
         return
 
 
+_BUSY_BODY = b'{"error":"too many open connections"}'
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(_BUSY_BODY)}\r\nConnection: close\r\n\r\n".encode()
+    + _BUSY_BODY
+)
+
+
 class Server(ThreadingHTTPServer):
-    daemon_threads = False  # shutdown waits for in-flight requests
+    """A thread per connection, at most ``max_connections`` of them; a stop that waits for
+    in-flight requests but not for idle keep-alive clients."""
+
+    daemon_threads = False  # server_close() joins the request threads
     block_on_close = True
     allow_reuse_address = True
     request_queue_size = 128
 
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: Callable[..., BaseHTTPRequestHandler],
+        max_connections: int,
+    ) -> None:
+        super().__init__(address, handler)
+        self.stopping = False
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._lock = threading.Lock()
+        self._idle: dict[socket.socket, bool] = {}
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        with self._lock:
+            self._idle[request] = True
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._idle.pop(request, None)
+            self._slots.release()
+
+    def mark(self, request: socket.socket, idle: bool) -> None:
+        with self._lock:
+            if request in self._idle:
+                self._idle[request] = idle
+
+    def close_idle(self) -> None:
+        """Stop reading from connections that wait for their next request (keep-alive)."""
+        self.stopping = True
+        with self._lock:
+            idle = [s for s, waiting in self._idle.items() if waiting]
+        for sock in idle:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+
 
 def make_server(app: App) -> Server:
     handler: Callable[..., BaseHTTPRequestHandler] = type("BoundHandler", (Handler,), {"app": app})
-    return Server((app.settings.host, app.settings.port), handler)
+    settings = app.settings
+    return Server((settings.host, settings.port), handler, settings.max_connections)

@@ -22,6 +22,7 @@ class Settings:
     max_batch: int = 64
     max_text_chars: int = 100_000
     workers: int = 1
+    max_connections: int = 64
     intra_op_threads: int = 0
     advisor_version: str = ""
 
@@ -37,6 +38,7 @@ class Settings:
             max_batch=_int(e, "MAX_BATCH", d.max_batch, low=1),
             max_text_chars=_int(e, "MAX_TEXT_CHARS", d.max_text_chars, low=1),
             workers=_int(e, "WORKERS", d.workers, low=1, high=256),
+            max_connections=_int(e, "MAX_CONNECTIONS", d.max_connections, low=1, high=4096),
             intra_op_threads=_int(e, "ORT_INTRA_OP_THREADS", d.intra_op_threads, low=0),
             advisor_version=e.get("ADVISOR_VERSION", d.advisor_version),
         )

@@ -36,6 +36,7 @@ def server(classifier: Classifier) -> Iterator[Server]:
     t.start()
     yield srv
     srv.shutdown()
+    srv.close_idle()
     srv.server_close()
 
 
@@ -187,6 +188,51 @@ def test_process_serves_then_stops_gracefully_on_sigterm(tiny_artifacts: Path) -
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_idle_keep_alive_clients_do_not_delay_sigterm(tiny_artifacts: Path) -> None:
+    env = os.environ | {
+        "MODEL_DIR": str(tiny_artifacts),
+        "PORT": "0",
+        "HOST": "127.0.0.1",
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advisor.serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        port = int(re.search(r":(\d+) ", proc.stderr.readline()).group(1))  # type: ignore[union-attr]
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        idle.request("GET", "/health")
+        assert idle.getresponse().read()  # the connection stays open, idle
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 3
+        idle.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_connections_beyond_the_limit_get_503(classifier: Classifier) -> None:
+    settings = Settings(host="127.0.0.1", port=0, max_connections=1)
+    srv = make_server(App(classifier, settings))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        first = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
+        first.request("GET", "/health")
+        assert first.getresponse().read()
+        status, doc = call(srv, "GET", "/health")
+        assert status == 503 and "connections" in doc["error"]
+        first.close()
+    finally:
+        srv.shutdown()
+        srv.close_idle()
+        srv.server_close()
 
 
 def test_bad_env_exits_2_with_a_message(tiny_artifacts: Path) -> None:
