@@ -116,14 +116,13 @@ def _bundle(root: Path, rootfs: Path, spec: Mapping[str, Any]) -> Bundle:
         env=tuple(process.get("env") or ()),
         user=f"{user.get('uid', 0)}:{user.get('gid', 0)}",
         working_dir=str(process.get("cwd") or "/"),
-        exposed_ports=tuple(
-            sorted(
-                (spec.get("annotations") or {})
-                .get("org.opencontainers.image.exposedPorts", "")
-                .split(",")
-            )
-        ),
+        exposed_ports=_exposed_ports(spec),
     )
+
+
+def _exposed_ports(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = (spec.get("annotations") or {}).get("org.opencontainers.image.exposedPorts", "")
+    return tuple(sorted(p for p in str(raw).split(",") if p))
 
 
 def _make_devices(rootfs: Path) -> None:

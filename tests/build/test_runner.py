@@ -42,6 +42,9 @@ def test_unpacked_with_umoci(running: Running) -> None:
     assert (running.bundle.root / "bundle" / "config.json").exists()
     assert (running.bundle.rootfs / "app" / "model" / "model.onnx").exists()
     assert running.url.startswith("http://127.0.0.1:")
+    assert running.bundle.entrypoint == ("/usr/bin/python3.11", "-m", "advisor.serve")
+    assert running.bundle.user == "10001:10001" and running.bundle.working_dir == "/app"
+    assert running.bundle.exposed_ports == ("8080/tcp",)
 
 
 def test_predictions_equal_the_in_process_onnx_model(
