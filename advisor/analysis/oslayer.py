@@ -101,7 +101,8 @@ def read_dpkg(tree: FileTree) -> dict[str, DebPackage]:
             if info is not None and info.kind is EntryKind.FILE:
                 files.append(path)
                 size += info.size
-        kib = int(st.get("Installed-Size", "0") or 0)
+        size_field = st.get("Installed-Size", "").strip()
+        kib = int(size_field) if size_field.isdigit() else 0
         depends = _deps(st.get("Depends", "") + "," + st.get("Pre-Depends", ""))
         packages[name] = DebPackage(name, st.get("Version", ""), kib * 1024, tuple(files), size, depends)
     return packages
