@@ -137,3 +137,31 @@ def test_find_secrets_orders_config_first_then_layers() -> None:
     assert [(h.layer, h.location) for h in hits] == [(-1, "config.Env[AWS_SECRET_ACCESS_KEY]"),
                                                      (0, "a/.env")]
     assert all(AWS_SECRET not in h.redacted and "abcdefghijkl" not in h.redacted for h in hits)
+
+
+def test_advise_cli_reports_secrets_redacted(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ref = make_image(tmp_path, [
+        {"app/main.py": b"print(1)\n", "root/.aws/credentials":
+         f"[default]\naws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}\n".encode()},
+        {"root/.aws/credentials": FileSpec(whiteout=True)},
+    ], config={"config": {"Env": [f"GITHUB_TOKEN={GH_TOKEN}"]}})
+    advisor = Path(sys.executable).parent / "advisor"
+    proc = subprocess.run([str(advisor), "advise", ref, "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    found = [f for f in doc["findings"] if f["rule"] == "sec-secrets-in-layers"]
+    # The JSON report roots every path with "/", the config's Env location included.
+    assert sorted(p.lstrip("/") for f in found for p in f["paths"]) == [
+        "config.Env[GITHUB_TOKEN]", "root/.aws/credentials", "root/.aws/credentials"]
+    assert {f["severity"] for f in found} == {"critical"}
+    assert any("still in the image" in f["message"] for f in found)
+    for value in SECRET_VALUES:
+        assert value not in proc.stdout
+    text = subprocess.run([str(advisor), "advise", ref, "--format", "text"],
+                          capture_output=True, text=True, timeout=120).stdout
+    assert "sec-secrets-in-layers" in text or "secret" in text.lower()
+    assert all(value not in text for value in SECRET_VALUES)
