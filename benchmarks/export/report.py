@@ -44,6 +44,7 @@ def model_section(model: dict[str, Any]) -> list[str]:
         "|---|---|---|---|" + "---|" * (2 * len(cases)),
     ]
     speed = model.get("speedup_vs_torch", {})
+    fast = model.get("speedup_vs_torch_min", {})
     for name, v in model["variants"].items():
         if "error" in v:
             lines.append(f"| {name} | error: {v['error'][:200]!r} |")
@@ -55,7 +56,8 @@ def model_section(model: dict[str, Any]) -> list[str]:
             + " | ".join(_ms(v, c) for c in cases)
             + " | "
             + " | ".join(
-                f"{speed.get(name, {}).get(c, '-')}x" if name in speed else "-" for c in cases
+                f"{speed[name][c]}x ({fast.get(name, {}).get(c, '-')}x)" if name in speed else "-"
+                for c in cases
             )
             + " |"
         )
