@@ -229,6 +229,7 @@ def optimum(
                 n: {"latency_ms": v["latency_ms"], "accuracy": v.get("accuracy")}
                 for n, v in t["variants"].items()
             },
+            "failed_presets": t.get("errors", {}),
         }
     }
     # the same quantised file in a raw session, like advisor's int8 is timed
