@@ -1,20 +1,23 @@
 """Run ``torch.onnx.export`` for a spec'd model, with dynamic batch and sequence axes.
 
-Which exporter (measured here, MiniLM-L6 sentiment model, torch 2.13, onnxruntime 1.32,
-2 threads; numbers in benchmarks/export/report.md, "exporter choice"):
+Which exporter: the legacy TorchScript exporter (``dynamo=False``), chosen on evidence measured
+here (MiniLM-L6 sentiment model, torch 2.13, onnxruntime 1.32, 2 threads; the run is
+reproduced by benchmarks/export/run.py, rows ``onnx-legacy-*`` and ``onnx-dynamo-*``):
 
-The legacy TorchScript exporter (``dynamo=False``) is the default. Evidence:
-- after onnxruntime's BERT fusion, legacy graphs fuse completely (Attention 6,
-  EmbedLayerNormalization 1, SkipLayerNormalization 12, BiasGelu 6 for 6 layers) while the
-  dynamo graph's attention and embedding patterns are not recognised, so the fused legacy
-  model is the faster one; the raw dynamo graph is faster only before fusion, which
-  advisor always runs;
-- export is several times faster and needs no onnxscript at run time;
-- one self-contained ``model.onnx`` below 2 GB (dynamo always splits weights into
-  ``model.onnx.data``), which keeps the serving image's model layer one file;
-- fp32 parity is the same order (< 1e-6 max abs logit diff) for both.
-The dynamo exporter stays selectable (``exporter="dynamo"``) so the benchmark can
-re-measure it when torch or onnxruntime change.
+- fusion, the step int8 speed depends on: onnxruntime's BERT optimizer fuses the legacy graph
+  completely (Attention 6, EmbedLayerNormalization 1, SkipLayerNormalization 12, BiasGelu 6),
+  so ``quantize_dynamic`` then emits QAttention and QEmbedLayerNormalization; on the dynamo
+  graph it finds no Attention and no EmbedLayerNormalization (only the LayerNorm/Gelu ones);
+- export time: 1.4-1.6 s legacy vs 9.6-14.5 s dynamo for the same model;
+- file layout: legacy writes one self-contained ``model.onnx`` (below 2 GB); dynamo always
+  splits the weights into ``model.onnx.data``;
+- parity: the same order for both (max abs logit diff 0.5-3e-7 vs torch);
+- fp32 latency: within noise of each other once onnxruntime has applied its own
+  load-time fusions (b1/s128 medians 35-41 ms for all four raw/fused variants on a loaded
+  machine), so it does not decide.
+The dynamo exporter stays selectable (``exporter="dynamo"``) so the benchmark can re-measure
+it when torch or onnxruntime change. Both need ``attn_implementation="eager"`` (set by
+``advisor.export.source``): with SDPA the attention pattern is not fused at all.
 """
 
 from __future__ import annotations
