@@ -121,3 +121,37 @@ def stale_hf_blobs(tree: FileTree) -> list[StaleBlobs]:
         if stale:
             out.append(StaleBlobs(repo, tuple(i.path for i in stale), sum(i.size for i in stale)))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class CacheCopy:
+    repo: str  # the hub cache's models--org--name directory
+    copy: str  # the folder outside the cache holding the same model
+    blobs: tuple[str, ...]
+    size_bytes: int
+
+
+def _hub_repos(tree: FileTree) -> list[str]:
+    return sorted({
+        info.path.split("/snapshots/", 1)[0]
+        for info in tree
+        if "/hub/models--" in info.path and "/snapshots/" in info.path
+    })
+
+
+def hf_cache_copies(tree: FileTree) -> list[CacheCopy]:
+    """Hub caches whose model (same config.json, byte for byte) was also copied elsewhere."""
+    outside: dict[bytes, str] = {}
+    for info in tree.glob_names(["config.json"]):
+        raw = tree.read(info.path)
+        if raw and HF_CACHE_MARK not in info.path and "-packages/" not in info.path:
+            outside.setdefault(raw, posixpath.dirname(info.path))
+    out = []
+    for repo in _hub_repos(tree):
+        configs = [i for i in tree.iter_under(f"{repo}/snapshots") if posixpath.basename(i.path) == "config.json"]
+        copy = next((outside[raw] for i in configs if (raw := tree.read(tree.resolve(i.path))) and raw in outside), None)
+        if copy is None:
+            continue
+        blobs = [i for i in tree.iter_under(f"{repo}/blobs") if i.kind is EntryKind.FILE]
+        out.append(CacheCopy(repo, copy, tuple(i.path for i in blobs), sum(i.size for i in blobs)))
+    return out

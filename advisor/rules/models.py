@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from advisor.analysis.context import Context
-from advisor.analysis.models import HF_CACHE_MARK, copy_groups, format_sets, stale_hf_blobs
+from advisor.analysis.models import (
+    HF_CACHE_MARK,
+    copy_groups,
+    format_sets,
+    hf_cache_copies,
+    stale_hf_blobs,
+)
 from advisor.rules.base import Finding, Rule, Severity, human
 
 FORMAT_PREFERENCE = ("safetensors", "onnx", "pytorch", "tensorflow", "flax")
@@ -70,4 +76,23 @@ class StaleHfCache(Rule):
         for s in stale_hf_blobs(ctx.tree):
             frees = {p: (ctx.tree.get(p).size if ctx.tree.get(p) else 0) for p in s.paths}  # type: ignore[union-attr]
             out.append(self.finding(s.size_bytes, list(s.paths), f"{len(s.paths)} stale blob(s) in /{s.repo}: {human(s.size_bytes)}", frees))
+        return out
+
+
+class HfCacheCopy(Rule):
+    id = "model-hf-cache-copy"
+    severity = Severity.MEDIUM
+    title = "a Hugging Face hub cache baked in next to a copy of the same model"
+    category = "models"
+    recommendation = "dedupe-models"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        out = []
+        for c in hf_cache_copies(ctx.tree):
+            frees = {p: (ctx.tree.get(p).size if ctx.tree.get(p) else 0) for p in c.blobs}  # type: ignore[union-attr]
+            out.append(self.finding(
+                c.size_bytes, [c.repo, c.copy],
+                f"/{c.repo} caches the model also copied to /{c.copy} (same config.json): {human(c.size_bytes)} "
+                "of hub cache the server does not need (load from the copy; set HF_HUB_OFFLINE=1)", frees,
+                data={"repo": c.repo, "copy": c.copy}))
         return out

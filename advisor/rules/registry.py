@@ -16,7 +16,7 @@ from advisor.rules.leftovers import (
     Unstripped,
 )
 from advisor.rules.ml import CudaTorch, DevTools, OnnxExport, UnusedPackages
-from advisor.rules.models import DuplicateCopies, DuplicateFormats, StaleHfCache
+from advisor.rules.models import DuplicateCopies, DuplicateFormats, HfCacheCopy, StaleHfCache
 from advisor.rules.secrets import SecretsInLayers
 from advisor.rules.system import (
     AptNoCleanup,
@@ -31,7 +31,7 @@ ALL_RULES: tuple[Rule, ...] = (
     SecretsInLayers(),
     OnnxExport(), CudaTorch(), DevTools(), UnusedPackages(),
     PipCache(), AptLists(), AptArchives(), PipNoCacheDir(), AptNoCleanup(),
-    DuplicateFormats(), DuplicateCopies(), StaleHfCache(),
+    DuplicateFormats(), DuplicateCopies(), StaleHfCache(), HfCacheCopy(),
     FullBase(), NoMultiStage(),
     GitDir(), Notebooks(), CopyContext(),
     HiddenBytes(),

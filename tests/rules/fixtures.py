@@ -296,3 +296,19 @@ def unused_packages() -> Img:
 
 
 TRIGGERS["py-unused-packages"] = unused_packages
+
+
+def hf_cache_copy() -> Img:
+    """The hub cache holds the safetensors; the app copied a .bin export of the same model."""
+    repo = "root/.cache/huggingface/hub/models--org--bert"
+    snap = f"{repo}/snapshots/r1"
+    config = '{"model_type": "bert", "hidden_size": 384}'
+    return Img([python_base(), {
+        f"{repo}/blobs/cfg": config, f"{repo}/blobs/w": 90 * MB,
+        f"{snap}/config.json": symlink(f"{snap}/config.json", "../../blobs/cfg"),
+        f"{snap}/model.safetensors": symlink(f"{snap}/model.safetensors", "../../blobs/w"),
+        "app/model/config.json": config, "app/model/pytorch_model.bin": 91 * MB,
+    }])
+
+
+TRIGGERS["model-hf-cache-copy"] = hf_cache_copy

@@ -244,3 +244,12 @@ def test_unused_packages_silent_without_an_entrypoint() -> None:
     img = fx.unused_packages()
     img.cmd = ()
     assert _findings("py-unused-packages", img) == []
+
+
+def test_hf_cache_copy_needs_the_same_config() -> None:
+    (f,) = _findings("model-hf-cache-copy", fx.hf_cache_copy())
+    assert f.bytes == 90 * fx.MB + len('{"model_type": "bert", "hidden_size": 384}')
+    assert f.data["copy"] == "app/model"
+    img = fx.hf_cache_copy()
+    img.layers[1]["app/model/config.json"] = '{"model_type": "bert", "hidden_size": 768}'
+    assert _findings("model-hf-cache-copy", img) == []
