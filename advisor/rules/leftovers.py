@@ -40,6 +40,27 @@ class PipCache(Rule):
         return out
 
 
+class CondaPkgsCache(Rule):
+    id = "conda-pkgs-cache"
+    severity = Severity.MEDIUM
+    title = "conda's package cache (pkgs/) left in the image"
+    category = "caches"
+    recommendation = "clean-caches"
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        # A conda prefix is the directory holding conda-meta/ (base env and every named env).
+        roots = {f.path.split("/conda-meta", 1)[0] for f in ctx.tree
+                 if "/conda-meta/" in f.path or f.path.endswith("/conda-meta")}
+        out = []
+        for root in sorted(roots):
+            frees = ctx.files_under(f"{root}/pkgs")
+            if frees:
+                total = sum(frees.values())
+                out.append(self.finding(total, [f"{root}/pkgs"], f"conda package cache /{root}/pkgs: {human(total)} "
+                                        "(conda clean --all --yes in the same RUN)", frees))
+        return out
+
+
 class AptLists(Rule):
     id = "os-apt-lists"
     severity = Severity.LOW

@@ -7,6 +7,7 @@ from advisor.rules.leftovers import (
     AptArchives,
     AptLists,
     Bytecode,
+    CondaPkgsCache,
     GitDir,
     Headers,
     Notebooks,
@@ -30,7 +31,7 @@ from advisor.rules.system import (
 ALL_RULES: tuple[Rule, ...] = (
     SecretsInLayers(),
     OnnxExport(), CudaTorch(), DevTools(), UnusedPackages(),
-    PipCache(), AptLists(), AptArchives(), PipNoCacheDir(), AptNoCleanup(),
+    PipCache(), CondaPkgsCache(), AptLists(), AptArchives(), PipNoCacheDir(), AptNoCleanup(),
     DuplicateFormats(), DuplicateCopies(), StaleHfCache(), HfCacheCopy(),
     FullBase(), NoMultiStage(),
     GitDir(), Notebooks(), CopyContext(),

@@ -312,3 +312,13 @@ def hf_cache_copy() -> Img:
 
 
 TRIGGERS["model-hf-cache-copy"] = hf_cache_copy
+
+
+def conda() -> Img:
+    return Img([python_base(), {"opt/conda/conda-meta/python-3.11.9-h1.json": "{}",
+                                "opt/conda/pkgs/pytorch-2.3.0-py3.11_cuda12.1_0.conda": 900 * MB,
+                                "opt/conda/pkgs/pytorch-2.3.0-py3.11_cuda12.1_0/info/index.json": "{}",
+                                "opt/conda/lib/libpython3.11.so": 20 * MB}])
+
+
+TRIGGERS["conda-pkgs-cache"] = conda
