@@ -178,7 +178,7 @@ _JSON_BUG = "RecursionError/ValueError from json.loads answered as 500: advisor/
 
 
 @pytest.mark.xfail(strict=True, reason=_JSON_BUG)
-@pytest.mark.parametrize("body", [b'{"text": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+@pytest.mark.parametrize("body", [b'{"text": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
                                   b'{"texts": [' + b"7" * 5000 + b"]}"], ids=["deep", "5000-digits"])
 def test_hostile_json_is_a_400(served: Served, body: bytes) -> None:
     status, _ = _call(served.port, "POST", "/predict", body)
