@@ -206,6 +206,7 @@ def run(size: str, workdir: Path) -> dict[str, Any]:
             results[f"advisor_{label}_w{workers}"] = m
     dive = shutil.which("dive") or str(Path(sys.executable).parent / "dive")
     out = workdir / "dive.json"
+    out.unlink(missing_ok=True)  # dive does not truncate an existing file: stale bytes would remain
     m = measure(
         [dive, "--source", "docker-archive", archive_ref.split(":", 1)[1], "--ci", "-j", str(out)]
     )
