@@ -153,3 +153,20 @@ def test_re_export_replaces_previous_artifacts(tiny_model: TinyFactory, tmp_path
     assert first.onnx_sha256 != second.onnx_sha256
     assert json.loads((out / "serving.json").read_text())["onnx_sha256"] == second.onnx_sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temp or old dirs left
+
+
+def test_external_data_layout(tiny_model: TinyFactory, tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Models past the protobuf limit ship their weights in model.onnx.data; force that path.
+    from advisor.export import artifacts, optimize
+
+    monkeypatch.setattr(artifacts, "EXTERNAL_DATA_THRESHOLD", 0)
+    monkeypatch.setattr(optimize, "EXTERNAL_DATA_THRESHOLD", 0)
+    out = tmp_path / "a"
+    result = _export(tiny_model("bert", "text-classification"), out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "labels.json", "model.onnx", "model.onnx.data", "serving.json", "tokenizer.json",
+        "validation.json"]
+    assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size
+    assert result.size_bytes == sum((out / n).stat().st_size for n in ("model.onnx", "model.onnx.data"))
+    _check_dynamic_shapes(out, "bert", "text-classification")
