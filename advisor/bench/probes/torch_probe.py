@@ -34,11 +34,14 @@ class TorchBackend:
         enc = self._tokenizer(
             texts, truncation=True, max_length=max_length, padding=padding, return_tensors="pt"
         )
-        with self._torch.inference_mode():
+        # inference_mode is torch >= 1.9; older images still have no_grad.
+        with getattr(self._torch, "inference_mode", self._torch.no_grad)():
             logits = self._model(**enc).logits
         return [self._labels[i] for i in logits.argmax(-1).tolist()]
 
     def fit(self, texts: list[str], seq: int) -> list[str]:
+        if not getattr(self._tokenizer, "is_fast", False):  # no offsets: cut by words
+            return [" ".join(t.split()[: max(1, seq - 2)]) for t in texts]
         enc = self._tokenizer(texts, truncation=True, max_length=seq, return_offsets_mapping=True)
         pairs = zip(texts, enc["offset_mapping"])  # noqa: B905 (the image's Python may be < 3.10)
         return [text[: max(end for _, end in offsets)] for text, offsets in pairs]
