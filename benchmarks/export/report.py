@@ -87,7 +87,7 @@ def render(report: dict[str, Any]) -> str:
         f"variant, torch {m['torch']}, onnxruntime {m['onnxruntime']}, transformers "
         f"{m['transformers']}. Load average at start {m['loadavg_start'][0]:.1f}, at end "
         f"{m['loadavg_end'][0]:.1f} (a shared machine: treat small differences as noise).",
-        "Each variant runs in its own process; p50 of 40 (b1) or 15 (b8) runs after 5 warm-up "
+        "Each variant runs in its own process; p50 of 30 (b1) or 10 (b8) runs after 5 warm-up "
         "runs, on real held-out sentences packed to exactly 128 tokens.",
         "",
         TARGETS,

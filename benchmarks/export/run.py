@@ -253,46 +253,38 @@ def speedups(latency: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="the CI sentiment recipe")
     parser.add_argument("--skip-optimum", action="store_true")
-    parser.add_argument("--skip-bert-base", action="store_true")
+    parser.add_argument("--models", default="sentiment-minilm,bert-base-random",
+                        help="comma-separated; results merge into an existing report.json")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
-    sentiment = build("build_sentiment.py", *(["--quick"] if args.quick else []))
+    wanted = args.models.split(",")
+    if "sentiment-minilm" in wanted:
+        sentiment = build("build_sentiment.py", *(["--quick"] if args.quick else []))
+    else:  # the held-out CSV only (any sentiment build writes it), no model build
+        cache = Path(os.environ.get("ADVISOR_CACHE", "~/.cache/advisor")).expanduser()
+        sentiment = {"data_csv": cache / "data" / "rotten_tomatoes_heldout_1000.csv"}
     data = Path(sentiment["data_csv"])
-    report: dict[str, Any] = {
-        "schema_version": 1,
-        "threads": THREADS,
-        "cases": list(CASES),
-        "machine": machine(),
-        "models": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="advisor-bench-export-") as tmp:
-        report["models"]["sentiment-minilm"] = bench_model(
-            "sentiment-minilm",
-            Path(sentiment["model_dir"]),
-            data,
-            Path(tmp) / "sentiment",
-            args,
-            with_accuracy=True,
-            with_exporters=True,
-        )
-        if not (args.quick or args.skip_bert_base):
-            bert = build("build_bert_base.py")
-            report["models"]["bert-base-random"] = bench_model(
-                "bert-base-random",
-                Path(bert["model_dir"]),
-                data,
-                Path(tmp) / "bert",
-                args,
-                with_accuracy=False,
-                with_exporters=False,
-            )
-    report["machine"]["loadavg_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.json").write_text(
-        json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
-    )
+    path = args.out / "report.json"
+    report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    report.update(schema_version=1, threads=THREADS, cases=list(CASES))
+    report.setdefault("models", {})
+    with tempfile.TemporaryDirectory(prefix="advisor-bench-export-") as tmp:
+        for name in wanted:
+            started = machine()
+            if name == "sentiment-minilm":
+                result = bench_model(name, Path(sentiment["model_dir"]), data, Path(tmp) / name,
+                                     args, with_accuracy=True, with_exporters=True)
+            else:
+                bert = build("build_bert_base.py")
+                result = bench_model(name, Path(bert["model_dir"]), data, Path(tmp) / name, args,
+                                     with_accuracy=False, with_exporters=False)
+            result["machine"] = {**started, "loadavg_end": os.getloadavg()}
+            report["models"][name] = result
+    report["machine"] = report["models"][wanted[-1]]["machine"]
+    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     from report import render  # benchmarks/export/report.py
 
     (args.out / "report.md").write_text(render(report))
