@@ -30,7 +30,7 @@ INCLUDE = ("python3",)
 SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 RECIPE_VERSION = "2"
 TAG = "bookworm-python3"
-SLIM_RECIPE = "2"  # bump when slim_spec's rules change
+SLIM_RECIPE = "3"  # bump when slim_spec's rules change
 SLIM_ROOT_PACKAGES = (
     "python3",
     "python3.11",
@@ -57,6 +57,15 @@ SLIM_DROP_DIRS = (
     "var/lib/dpkg",
     "var/cache",
     "var/log",
+    # glibc's iconv modules: Python's codecs are its own, nothing here calls iconv()
+    "usr/lib/x86_64-linux-gnu/gconv",
+    # stdlib parts a server never imports (tools, docs, GUI, the 2to3 converter)
+    "usr/lib/python3.11/pydoc_data",
+    "usr/lib/python3.11/lib2to3",
+    "usr/lib/python3.11/idlelib",
+    "usr/lib/python3.11/tkinter",
+    "usr/lib/python3.11/turtledemo",
+    "usr/lib/python3.11/ensurepip",
 )
 SLIM_DROP_PATHS = ("bin/sh", "usr/bin/sh")
 

@@ -212,8 +212,8 @@ def imported_sources(
 ) -> set[Path] | None:
     """The ``.py`` files under ``roots`` that serving the model imports, found by doing it.
 
-    Runs this interpreter isolated (no site-packages) on the staged trees; None when it
-    cannot (another Python version or architecture), and the caller compiles everything.
+    Runs this interpreter without site-packages, from the staged app directory (so the
+    staged ``advisor.serve`` is the one imported, never the host's); None when it cannot (another Python version or architecture), and the caller compiles everything.
     """
     if sys.version_info[:2] != target.version:
         return None
@@ -225,7 +225,7 @@ def imported_sources(
     cmd = [sys.executable, "-S", "-c", IMPORT_PROBE, str(artifacts)]
     try:
         out = subprocess.run(
-            cmd, check=True, capture_output=True, text=True, env=env, timeout=300
+            cmd, check=True, capture_output=True, text=True, env=env, timeout=300, cwd=roots[-1]
         ).stdout
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
         return None

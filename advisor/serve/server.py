@@ -97,7 +97,12 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "advisor-serve"
     app: App  # set on the subclass made by make_server
     server: Server
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, filled by send_header
     timeout = 75  # seconds an idle keep-alive connection may hold its thread
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle_one_request(self) -> None:
         self.server.mark(self.request, idle=True)
@@ -191,8 +196,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        # Headers and body leave in one write: two small writes on a keep-alive connection
+        # meet the client's delayed ACK (Nagle) and cost ~40 ms per request.
+        self._headers_buffer.append(b"\r\n" + body)
+        self.flush_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         # Access logs cost a syscall per request under load; errors still go to stderr.

@@ -80,6 +80,7 @@ def test_image_holds_no_torch_transformers_pip_or_host_leftovers(tree: FileTree)
     assert not [p for p in paths if "/bin/" in f"/{p}" and p.rsplit("/", 1)[-1] in tools]
     assert "app/model/model.onnx" in tree and "app/advisor/serve/server.py" in tree
     assert any(p.startswith("app/deps/numpy/") and p.endswith(".cpython-311.pyc") for p in paths)
+    assert "app/advisor/serve/__pycache__/server.cpython-311.pyc" in tree
 
 
 @pytest.mark.slow

@@ -242,3 +242,17 @@ def test_bad_env_exits_2_with_a_message(tiny_artifacts: Path) -> None:
     )
     assert res.returncode == 2
     assert "PORT" in res.stderr
+
+
+def test_a_response_is_one_write_so_keep_alive_has_no_delayed_ack_stall(server: Server) -> None:
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(str(host), int(port), timeout=10)
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+        times.append(time.perf_counter() - t0)
+    conn.close()
+    # a split header/body write costs ~40 ms per request on a keep-alive connection
+    assert sorted(times)[5] < 0.035
