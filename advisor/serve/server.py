@@ -40,8 +40,10 @@ def parse_texts(body: bytes, settings: Settings) -> list[str]:
     """Validate a /predict body: ``{"text": str}`` or ``{"texts": [str, ...]}``."""
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {e}") from e
+    except (ValueError, RecursionError) as e:
+        # ValueError covers bad UTF-8, bad JSON and integers past Python's 4,300-digit limit;
+        # RecursionError, nesting deeper than the parser's stack.
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {e}"[:200]) from e
     if not isinstance(doc, dict) or ("text" in doc) == ("texts" in doc):
         raise RequestError(HTTPStatus.BAD_REQUEST, 'expected an object with "text" or "texts"')
     texts = [doc["text"]] if "text" in doc else doc["texts"]

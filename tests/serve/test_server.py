@@ -30,7 +30,7 @@ def classifier(tiny_artifacts: Path) -> Classifier:
 
 @pytest.fixture(scope="module")
 def server(classifier: Classifier) -> Iterator[Server]:
-    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=4096, max_batch=4, workers=2)
+    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=16384, max_batch=4, workers=2)
     srv = make_server(App(classifier, settings))
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -120,8 +120,11 @@ def test_single_text_and_input_order(server: Server, tiny_artifacts: Path) -> No
         ("POST", "/predict", b'{"texts": ["a", 1]}', 400),
         ("POST", "/predict", b'{"text": "a", "texts": ["b"]}', 400),
         ("POST", "/predict", b"[1, 2]", 400),
+        ("POST", "/predict", b'{"text": ' + b"9" * 5000 + b"}", 400),
+        ("POST", "/predict", b"[" * 3000 + b"]" * 3000, 400),
+        ("POST", "/predict", b'{"text": "\xff\xfe"}', 400),
         ("POST", "/predict", b'{"texts": ["a", "b", "c", "d", "e"]}', 413),
-        ("POST", "/predict", b'{"text": "' + b"x" * 5000 + b'"}', 413),
+        ("POST", "/predict", b'{"text": "' + b"x" * 20000 + b'"}', 413),
         ("GET", "/predict", None, 405),
         ("POST", "/health", b"{}", 405),
         ("GET", "/nope", None, 404),
