@@ -26,6 +26,9 @@ from advisor.errors import AdvisorError, BadInputError, DigestMismatchError
 from advisor.image.model import Capture, Entry, EntryKind, Image, Layer
 
 BLOCK = 512
+MAX_META_MEMBER = 1 << 20  # long names and PAX headers: GNU tar's and Go's cap
+LARGE_CAPTURE = 1 << 20  # captures above this size count against the layer's budget
+CAPTURE_BUDGET = 64 << 20  # bytes of large captures one layer may hold in memory
 _READ = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -279,6 +282,14 @@ def _parse_header(block: bytes, what: str) -> _Header:
     )
 
 
+def _check_size(header: _Header, what: str) -> None:
+    if header.size < 0:
+        raise BadInputError(
+            f"{what}: member {header.name!r} has a negative size ({header.size})",
+            hint=_CORRUPT_HINT,
+        )
+
+
 def _pax_records(data: bytes, what: str) -> dict[str, str]:
     records: dict[str, str] = {}
     pos = 0
@@ -329,9 +340,15 @@ def _iter_headers(reader: _Reader, what: str) -> Iterator[_Header]:
         if not block or block == bytes(BLOCK):
             return
         header = _parse_header(block, what)
+        _check_size(header, what)
         padded = header.size + (-header.size % BLOCK)
         t = header.typeflag
         if t in (b"L", b"K", b"x", b"g"):
+            if header.size > MAX_META_MEMBER:
+                raise BadInputError(
+                    f"{what}: a {header.size}-byte tar metadata record (long name or PAX header)",
+                    hint="GNU tar and Go cap these at 1 MiB; the layer is hostile or corrupt",
+                )
             data = reader.take_all(padded)[: header.size]
             if t == b"L":
                 long_name = _text(data)
@@ -344,6 +361,7 @@ def _iter_headers(reader: _Reader, what: str) -> Iterator[_Header]:
             continue
         if global_pax or pax:
             _apply_pax(header, {**global_pax, **pax})
+            _check_size(header, what)
         if long_name is not None and "path" not in pax:
             header.name = long_name
         if long_link is not None and "linkpath" not in pax:
@@ -386,8 +404,33 @@ def _record(tree: LayerTree, header: _Header, path: str) -> Entry | None:
     return entry
 
 
+@dataclass(slots=True)
+class _Budget:
+    """Bytes of large captures a layer may still keep (small ones are bounded per file)."""
+
+    left: int
+    what: str
+
+    def charge(self, entry: Entry, cap: Capture) -> None:
+        planned = min(cap.head, entry.size) + min(cap.tail, entry.size)
+        if planned <= LARGE_CAPTURE:
+            return
+        if planned > self.left:
+            raise BadInputError(
+                f"{self.what}: keeping {entry.path!r} would hold more than "
+                f"{CAPTURE_BUDGET >> 20} MiB of file contents for this layer",
+                hint="the layer ships huge metadata files; it is hostile or not a normal image",
+            )
+        self.left -= planned
+
+
 def _read_content(
-    reader: _Reader, tree: LayerTree, entry: Entry | None, size: int, capture: CaptureFn | None
+    reader: _Reader,
+    tree: LayerTree,
+    entry: Entry | None,
+    size: int,
+    capture: CaptureFn | None,
+    budget: _Budget,
 ) -> None:
     padded = size + (-size % BLOCK)
     cap = capture(entry) if capture and entry and entry.kind is EntryKind.FILE else None
@@ -395,6 +438,7 @@ def _read_content(
         reader.skip(padded)
         return
     assert entry is not None
+    budget.charge(entry, cap)
     head_n = min(cap.head, size)
     head = reader.take_all(head_n)
     tail_start = max(size - cap.tail, 0) if cap.tail else size
@@ -418,17 +462,24 @@ def walk_layer(
     index: int,
     compression: str = "auto",
     capture: CaptureFn | None = None,
+    capture_budget: int = CAPTURE_BUDGET,
 ) -> LayerTree:
-    """Read one layer blob in a single pass into a ``LayerTree`` (nothing touches the disk)."""
+    """Read one layer blob in a single pass into a ``LayerTree`` (nothing touches the disk).
+
+    Memory is bounded: file contents are skipped unless ``capture`` asks for them, and the
+    captures larger than 1 MiB may hold at most ``capture_budget`` bytes per layer (more is
+    refused as hostile). Negative sizes and oversized long-name/PAX records are refused.
+    """
     what = f"layer {index}"
     tree = LayerTree(index)
+    budget = _Budget(capture_budget, what)
     try:
         tar, seekable = _open_tar(stream, compression)
         reader = _Reader(tar, what, seekable)
         for header in _iter_headers(reader, what):
             path = normalise_path(header.name)
             entry = _record(tree, header, path) if path else None
-            _read_content(reader, tree, entry, header.size, capture)
+            _read_content(reader, tree, entry, header.size, capture, budget)
         reader.drain()
     except AdvisorError:
         raise

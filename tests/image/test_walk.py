@@ -271,3 +271,35 @@ def test_extract_refuses_a_preexisting_symlink_escape(tmp_path: Path) -> None:
     with open_image(ref) as image, pytest.raises(BadInputError, match="symlink"):
         extract_paths(image, ["data"], out)
     assert not (tmp_path / "victim/f").exists()
+
+
+def test_negative_size_is_refused() -> None:
+    block = bytearray(_tar_bytes([(_info("a", 0), b"")], tarfile.USTAR_FORMAT)[:512])
+    block[124:136] = b"\xff" * 11 + b"\x00"  # base-256, negative
+    block[148:156] = b" " * 8
+    block[148:155] = f"{sum(block):06o}\0".encode()
+    data = bytes(block) + bytes(1024)
+    with pytest.raises(BadInputError, match="negative size"):
+        walk_layer(io.BytesIO(data), 0)  # type: ignore[arg-type]
+
+
+def test_oversized_long_name_is_refused() -> None:
+    name = "n" * (2 << 20)
+    data = _tar_bytes([(_info(name, 1), b"x")], tarfile.GNU_FORMAT)
+    with pytest.raises(BadInputError, match="metadata record"):
+        walk_layer(io.BytesIO(data), 0)  # type: ignore[arg-type]
+
+
+def test_capture_budget_bounds_what_a_layer_keeps() -> None:
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = [
+        (_info(f"m{i}", 3 << 20), bytes(3 << 20)) for i in range(3)
+    ]
+    data = _tar_bytes(members, tarfile.PAX_FORMAT)
+
+    def whole(entry: object) -> Capture:
+        return Capture(head=8 << 20)
+
+    tree = walk_layer(io.BytesIO(data), 0, capture=whole, capture_budget=9 << 20)  # type: ignore[arg-type]
+    assert sum(map(len, tree.heads.values())) == 9 << 20
+    with pytest.raises(BadInputError, match="MiB of file contents"):
+        walk_layer(io.BytesIO(data), 0, capture=whole, capture_budget=8 << 20)  # type: ignore[arg-type]
