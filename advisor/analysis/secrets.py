@@ -39,6 +39,7 @@ NAMED_FILES: tuple[tuple[str, str], ...] = (
     ("/.cache/huggingface/token", "huggingface-token"),
     ("/.huggingface/token", "huggingface-token"),
 )
+NAMED_BASENAMES = frozenset(suffix.rsplit("/", 1)[1] for suffix, _ in NAMED_FILES)
 # Names that may hold keys; only their content decides (certifi's cacert.pem is public).
 CONTENT_SUFFIXES = (".pem", ".key", ".p8", ".env", ".json", ".cfg", ".ini", ".conf", ".yaml",
                     ".yml", ".toml", ".properties", ".sh", ".py", ".txt")
@@ -91,6 +92,8 @@ def redact(value: str) -> str:
 
 
 def _named_kind(path: str) -> str | None:
+    if path.rpartition("/")[2] not in NAMED_BASENAMES:  # one set lookup: called per member
+        return None
     slashed = "/" + path
     for suffix, kind in NAMED_FILES:
         if slashed.endswith(suffix):
