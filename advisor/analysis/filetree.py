@@ -51,6 +51,39 @@ class LayerTree:
         return sum(e.size for e in self.entries.values())
 
 
+def _has_ancestor_in(path: str, dirs: set[str]) -> bool:
+    i = path.find("/")
+    while i != -1:
+        if path[:i] in dirs:
+            return True
+        i = path.find("/", i + 1)
+    return False
+
+
+def _drop_hidden(
+    layer: LayerTree, files: dict[str, FileInfo], heads: dict[str, bytes], tails: dict[str, bytes]
+) -> None:
+    """Remove what ``layer`` hides from the lower layers, in one pass over the merged paths.
+
+    Hidden: a whiteout's path and everything under it, everything under an opaque directory
+    (not the directory itself), and everything under a directory this layer replaces with a
+    non-directory (OCI image-spec, "Changeset over existing files").
+    """
+    children_of = set(layer.opaque_dirs) | set(layer.whiteouts)
+    for path, entry in layer.entries.items():
+        old = files.get(path)
+        if old is not None and old.kind is EntryKind.DIR and entry.kind is not EntryKind.DIR:
+            children_of.add(path)
+    if not children_of:
+        return
+    whiteouts = layer.whiteouts
+    doomed = [p for p in files if p in whiteouts or _has_ancestor_in(p, children_of)]
+    for p in doomed:
+        del files[p]
+        heads.pop(p, None)
+        tails.pop(p, None)
+
+
 def _under(path: str, prefix: str) -> bool:
     return prefix == "" or path == prefix or path.startswith(prefix + "/")
 
@@ -83,26 +116,9 @@ class FileTree:
         files: dict[str, FileInfo] = {}
         heads: dict[str, bytes] = {}
         tails: dict[str, bytes] = {}
-
-        def drop_under(prefix: str, *, keep_self: bool) -> None:
-            doomed = [p for p in files if p.startswith(prefix + "/")]
-            if not keep_self and prefix in files:
-                doomed.append(prefix)
-            for p in doomed:
-                del files[p]
-                heads.pop(p, None)
-                tails.pop(p, None)
-
         for layer in layers:
-            for d in sorted(layer.opaque_dirs):
-                drop_under(d, keep_self=True)
-            for w in sorted(layer.whiteouts):
-                drop_under(w, keep_self=False)
-            for path in sorted(layer.entries):
-                entry = layer.entries[path]
-                old = files.get(path)
-                if old is not None and old.kind is EntryKind.DIR and entry.kind is not EntryKind.DIR:
-                    drop_under(path, keep_self=True)
+            _drop_hidden(layer, files, heads, tails)
+            for path, entry in layer.entries.items():
                 files[path] = FileInfo.from_entry(entry, layer.index)
                 heads.pop(path, None)
                 tails.pop(path, None)
@@ -137,14 +153,14 @@ class FileTree:
         return self._sums[-1]
 
     def _range(self, prefix: str) -> tuple[int, int]:
-        prefix = prefix.strip("/")
+        """Index range of the sorted paths that may lie at or below ``prefix``.
+
+        Siblings such as ``prefix-x`` sort inside the range too; callers filter with ``_under``.
+        """
         if not prefix:
             return 0, len(self._paths)
         lo = bisect.bisect_left(self._paths, prefix)
-        # "/" sorts before every other printable path character but a few ("!"..."."),
-        # so scan from the prefix itself to the end of "prefix/" + highest.
-        hi = bisect.bisect_left(self._paths, prefix + "/\U0010ffff")
-        # Paths like "prefix-foo" sort between "prefix" and "prefix/": exclude them.
+        hi = bisect.bisect_left(self._paths, prefix + "0")  # "0" is the character after "/"
         return lo, hi
 
     def iter_under(self, prefix: str) -> Iterator[FileInfo]:
