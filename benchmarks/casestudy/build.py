@@ -172,11 +172,14 @@ def ensure_base(spec: BaseSpec) -> str:
 
 
 def default_model_dir() -> Path:
-    """The export engineer's fine-tuned sentiment MiniLM if built, else a tiny random BERT."""
+    """The fine-tuned sentiment MiniLM (sample_models/build_sentiment.py): the full recipe if
+    built, else the quick one, else a tiny random BERT. Pass --model-dir to pin it: a model
+    built later changes the default, hence the context, hence the cache key."""
     models = Path(os.environ.get("ADVISOR_CACHE") or Path.home() / ".cache" / "advisor") / "models"
-    found = sorted(models.glob("sentiment-minilm-*/config.json"), key=lambda p: p.stat().st_mtime)
-    if found:
-        return found[-1].parent
+    for recipe in ("full", "quick"):
+        found = sorted(models.glob(f"sentiment-minilm-{recipe}-*/config.json"))
+        if found:
+            return found[-1].parent
     return tiny_random_bert(df.cache_root() / "tiny-bert")
 
 
@@ -251,9 +254,9 @@ def stage_context(model_dir: Path, fixed: bool) -> Path:
     The .git index records file stat times, so the context is kept and reused rather than
     remade: a remade context would change the image cache key every time.
     """
-    key = hashlib.sha256(
-        f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}{fixed}".encode()
-    ).hexdigest()[:16]
+    recipe = b"".join((HERE / n).read_bytes() for n in ("Dockerfile", "Dockerfile.fixed", "dockerignore.fixed"))
+    inputs = f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}{fixed}{hashlib.sha256(recipe).hexdigest()}"
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:16]
     context = df.cache_root() / f"context-{'fixed' if fixed else 'fat'}-{key}"
     if context.exists():
         return context

@@ -38,8 +38,9 @@ def post(port: int, body: bytes) -> tuple[int, Any]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fixed", action="store_true")
+    p.add_argument("--model-dir", type=Path, help="as for build.py")
     a = p.parse_args()
-    result = build.build(a.fixed, None, use_cache=True, quiet=True)
+    result = build.build(a.fixed, a.model_dir, use_cache=True, quiet=True)
     running = runner.run_image(result.reference, timeout=300)
     try:
         status, predictions = post(running.port, json.dumps({"texts": TEXTS}).encode())
