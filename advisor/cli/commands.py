@@ -47,12 +47,15 @@ def advise(
     rules: Annotated[Path | None, typer.Option("--rules", help="Gate rules file (TOML), like dive's .dive-ci.")] = None,
     write_fixes: Annotated[Path | None, typer.Option("--write-fixes", help="Write a rewritten Dockerfile, "
                                                      ".dockerignore and split requirements into DIR.")] = None,
+    disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Skip a rule by id "
+                                                           "(repeatable).")] = None,
     platform: PlatformOpt = None,
     insecure: InsecureOpt = False,
 ) -> None:
     """Show where every byte of IMAGE goes and what to fix, with the bytes each fix saves."""
 
     def body() -> None:
+        from advisor.analysis.advice import AdviseOptions
         from advisor.analysis.advice import advise as run_advise
         from advisor.analysis.capture import capture_for
         from advisor.analysis.filetree import FileTree
@@ -62,7 +65,14 @@ def advise(
         from advisor.image.walk import read_layers
         from advisor.report import render
         from advisor.rules.gate import gate
+        from advisor.rules.registry import ALL_RULES
 
+        disabled = frozenset(disable_rule or ())
+        unknown = disabled - {r.id for r in ALL_RULES}
+        if unknown:
+            raise UsageError(f"unknown rule id: {', '.join(sorted(unknown))}",
+                             hint="rule ids are listed in README.md and in `advise --format json` findings")
+        options = AdviseOptions(disabled_rules=disabled)
         with progress_bar(fmt is not OutputFormat.json) as progress:
             progress(0, 0, "resolving image")
             img = open_image(image, platform=parse_platform(platform), insecure=insecure)
@@ -72,7 +82,7 @@ def advise(
                 )
                 progress(0, 0, "analysing")
                 report = analyze_layers(img, trees)
-                advice = run_advise(img, trees, FileTree.merge(trees), report)
+                advice = run_advise(img, trees, FileTree.merge(trees), report, options)
             finally:
                 img.close()
         write_output(render(advice, fmt.value), output)
