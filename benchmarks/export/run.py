@@ -258,9 +258,15 @@ def main() -> None:
     parser.add_argument("--models", default="sentiment-minilm,bert-base-random",
                         help="comma-separated; results merge into an existing report.json")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--sentiment-dir", type=Path,
+                        help="use this already-built sentiment model folder instead of building")
     args = parser.parse_args()
     wanted = args.models.split(",")
-    if "sentiment-minilm" in wanted:
+    if args.sentiment_dir is not None:
+        cache = Path(os.environ.get("ADVISOR_CACHE", "~/.cache/advisor")).expanduser()
+        sentiment = {"model_dir": args.sentiment_dir,
+                     "data_csv": cache / "data" / "rotten_tomatoes_heldout_1000.csv"}
+    elif "sentiment-minilm" in wanted:
         sentiment = build("build_sentiment.py", *(["--quick"] if args.quick else []))
     else:  # the held-out CSV only (any sentiment build writes it), no model build
         cache = Path(os.environ.get("ADVISOR_CACHE", "~/.cache/advisor")).expanduser()
