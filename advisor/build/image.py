@@ -88,6 +88,7 @@ class BuildResult:
 
 def build_serving_image(config: BuildConfig) -> BuildResult:
     say = config.progress or (lambda _msg: None)
+    check_artifacts(config.artifacts)
     say(f"reading base {config.base}")
     base = open_image(config.base, insecure=config.insecure)
     try:
@@ -173,6 +174,20 @@ def _compile(mode: Bytecode, site: Path, app: Path, artifacts: Path, target: Pyt
     if not done:
         return "none"
     return "all" if used is None else "imported"
+
+
+SERVED_TASKS = ("text-classification",)
+
+
+def check_artifacts(artifacts: Path) -> None:
+    """Fail before any download: the files of the contract, and a task the server serves."""
+    L.model_files(artifacts)
+    task = serving_info(artifacts).get("task")
+    if task not in SERVED_TASKS:
+        raise BuildError(
+            f"the serving image serves {', '.join(SERVED_TASKS)}; {artifacts} is {task!r}",
+            hint="export a sequence-classification model, or serve this one yourself",
+        )
 
 
 def serving_info(artifacts: Path) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from advisor.build.image import BuildResult
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NEEDS_ROOT_TOOLS = pytest.mark.skipif(
@@ -33,7 +35,10 @@ def debian_base() -> str:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory, tiny_artifacts: Path, debian_base: str):  # type: ignore[no-untyped-def]
+def built(
+    tmp_path_factory: pytest.TempPathFactory, tiny_artifacts: Path, debian_base: str
+) -> BuildResult:
+    """One build of the tiny model on the full base, shared by the build and runner tests."""
     from advisor.build.image import BuildConfig, build_serving_image
 
     dest = tmp_path_factory.mktemp("img") / "layout"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -132,3 +133,16 @@ def test_skopeo_accepts_every_output_format(
     )
     remote = skopeo_inspect(pushed, "--tls-verify=false")
     assert remote["Digest"] == result.manifest_digest == built.manifest_digest
+
+
+def test_unserved_task_fails_before_reading_the_base(tmp_path: Path, tiny_artifacts: Path) -> None:
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, art)
+    serving = json.loads((art / "serving.json").read_text()) | {"task": "feature-extraction"}
+    (art / "serving.json").write_text(json.dumps(serving))
+    with pytest.raises(BuildError, match="feature-extraction"):
+        build_serving_image(
+            BuildConfig(
+                artifacts=art, base="oci:/nonexistent:v1", destination=f"oci:{tmp_path / 'o'}:v1"
+            )
+        )
