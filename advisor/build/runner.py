@@ -97,12 +97,17 @@ def unpack_image(ref: str, dest: Path | None = None) -> Bundle:
     root = dest or Path(tempfile.mkdtemp(prefix="advisor-run-", dir=scratch_dir()))
     layout = root / "layout"
     src, flags = _skopeo_ref(ref)
-    _run([skopeo, "copy", "--quiet", *flags, src, f"oci:{layout}:{_TAG}"], f"skopeo copy {src}")
-    _run([umoci, "unpack", "--image", f"{layout}:{_TAG}", str(root / "bundle")], "umoci unpack")
-    shutil.rmtree(layout, ignore_errors=True)
-    rootfs = root / "bundle" / "rootfs"
-    _make_devices(rootfs)
-    return _bundle(root, rootfs, json.loads((root / "bundle" / "config.json").read_text()))
+    try:
+        _run([skopeo, "copy", "--quiet", *flags, src, f"oci:{layout}:{_TAG}"], f"skopeo copy {src}")
+        _run([umoci, "unpack", "--image", f"{layout}:{_TAG}", str(root / "bundle")], "umoci unpack")
+        shutil.rmtree(layout, ignore_errors=True)
+        rootfs = root / "bundle" / "rootfs"
+        _make_devices(rootfs)
+        return _bundle(root, rootfs, json.loads((root / "bundle" / "config.json").read_text()))
+    except BaseException:
+        if dest is None:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
 
 
 def _bundle(root: Path, rootfs: Path, spec: Mapping[str, Any]) -> Bundle:

@@ -126,3 +126,14 @@ def test_sigterm_stops_gracefully(built: BuildResult) -> None:
 def test_a_failing_server_reports_its_logs(built: BuildResult) -> None:
     with pytest.raises(BuildError, match="PORT"):
         run_image(built.destination, env={"PORT": "not-a-port"}, timeout=60)
+
+
+def test_a_missing_image_is_a_build_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advisor.build.runner import unpack_image
+
+    monkeypatch.setenv("ADVISOR_RUN_DIR", str(tmp_path))
+    with pytest.raises(BuildError, match="skopeo copy"):
+        unpack_image(f"oci:{tmp_path / 'nope'}:v1")
+    assert list(tmp_path.iterdir()) == []
