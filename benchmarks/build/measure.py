@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from advisor.build.debian_base import ensure_debian_base
-from advisor.build.image import Bytecode, BuildConfig, BuildResult, build_serving_image
+from advisor.build.image import BuildConfig, BuildResult, Bytecode, build_serving_image
 from advisor.build.runner import Bundle, start, unpack_image, wait_ready
 
 SENTENCE = "an engrossing, well acted drama that never quite finds its footing in the second half"

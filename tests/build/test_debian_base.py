@@ -74,7 +74,10 @@ def test_slim_base_keeps_python_and_drops_package_tools(debian_base: str) -> Non
         image.close()
     assert tree.resolve("usr/bin/python3") == "usr/bin/python3.11"
     # merged /usr links and the ELF interpreter chain the kernel follows to start python
-    assert tree.resolve("lib64/ld-linux-x86-64.so.2") == "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    assert (
+        tree.resolve("lib64/ld-linux-x86-64.so.2")
+        == "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    )
     assert tree.get("bin") is not None and tree.get("lib") is not None
     assert "usr/lib/python3.11/encodings/__init__.py" in tree
     assert any(p.path.endswith("libstdc++.so.6") for p in tree)
