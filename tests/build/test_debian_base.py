@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,24 @@ def test_slim_base_keeps_python_and_drops_package_tools(debian_base: str) -> Non
 def test_excluded_packages_are_neither_kept_nor_followed() -> None:
     closure = dependency_closure(parse_status(STATUS), ["python3.11"], exclude=["libc6"])
     assert "libc6" not in closure and "libgcc-s1" not in closure
+
+
+@pytest.mark.slow
+@NEEDS_ROOT_TOOLS
+def test_the_slim_base_serves(tiny_artifacts: Path, tmp_path: Path) -> None:
+    import http.client
+
+    from advisor.build.debian_base import ensure_debian_base
+    from advisor.build.image import BuildConfig, build_serving_image
+    from advisor.build.runner import run_image
+
+    slim = ensure_debian_base("slim").reference
+    dest = f"oci:{tmp_path / 'img'}:v1"
+    build_serving_image(BuildConfig(artifacts=tiny_artifacts, base=slim, destination=dest))
+    with run_image(dest, timeout=120) as run:
+        conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=30)
+        conn.request("POST", "/predict", body=b'{"texts": ["fine", "awful"]}')
+        resp = conn.getresponse()
+        assert resp.status == 200 and len(json.loads(resp.read())["predictions"]) == 2
+        conn.close()
+    assert run.returncode == 0
