@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-.venv/bin/ruff check advisor tests benchmarks sample_models
+.venv/bin/ruff check advisor tests benchmarks sample_models scripts
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"
