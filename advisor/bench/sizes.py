@@ -23,6 +23,7 @@ WEIGHT_SUFFIXES = (
     ".msgpack",
 )
 _TOP_AREAS = 12
+_SITE_NAMES = ("site-packages", "dist-packages")
 
 
 def _created_by(image: Image) -> list[str]:
@@ -35,17 +36,33 @@ def _file_count(entries: Iterable[FileInfo]) -> int:
     return sum(1 for e in entries if e.kind is EntryKind.FILE)
 
 
-def area_of(path: str) -> str:
+def site_dirs(tree: FileTree) -> frozenset[str]:
+    """Folders that hold installed distributions (a ``*.dist-info`` child): site-packages,
+    dist-packages, or a ``pip install --target`` folder such as the slim image's /app/deps."""
+    found = set()
+    for info in tree:
+        head, _, rest = info.path.partition(".dist-info/")
+        if rest and "/" in head:
+            found.add(head.rsplit("/", 1)[0])
+    return frozenset(found)
+
+
+def area_of(path: str, sites: frozenset[str] = frozenset()) -> str:
     """The area a file is billed to: a Python package, model weights, or its top directory."""
-    if path.endswith(WEIGHT_SUFFIXES) and "site-packages/" not in path:
-        return "model weights"
     parts = path.split("/")
-    for marker in ("site-packages", "dist-packages"):
-        if marker in parts:
-            i = parts.index(marker)
-            if i + 1 < len(parts) - 1:
-                return f"python: {parts[i + 1].split('-')[0]}"
-            return "python: (top-level files)"
+    site = next(
+        (
+            i
+            for i in range(len(parts) - 1, 0, -1)
+            if parts[i - 1] in _SITE_NAMES or "/".join(parts[:i]) in sites
+        ),
+        None,
+    )
+    if path.endswith(WEIGHT_SUFFIXES) and site is None:
+        return "model weights"
+    if site is not None:
+        top = parts[site] if site < len(parts) - 1 else "(top-level files)"
+        return f"python: {top.split('-')[0]}"
     top = parts[0] if len(parts) > 1 else "(root files)"
     second = parts[1] if len(parts) > 2 and top in ("usr", "opt", "var") else ""
     return "/" + posixpath.join(top, second) if second else "/" + top
@@ -53,10 +70,11 @@ def area_of(path: str) -> str:
 
 def categories(tree: FileTree) -> dict[str, int]:
     """Bytes per area, the largest first, the tail folded into ``other``."""
+    sites = site_dirs(tree)
     totals: Counter[str] = Counter()
     for info in tree:
         if info.kind is EntryKind.FILE:
-            totals[area_of(info.path)] += info.size
+            totals[area_of(info.path, sites)] += info.size
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
     head, tail = ranked[:_TOP_AREAS], ranked[_TOP_AREAS:]
     out = dict(head)
