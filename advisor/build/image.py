@@ -9,6 +9,7 @@ same inputs give the same bytes, hence the same manifest digest.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from advisor.build.wheels import (
     download_wheels,
     imported_sources,
     install_wheels,
+    prune,
     tree_size,
 )
 from advisor.errors import BuildError
@@ -51,6 +53,7 @@ class BuildConfig:
     user: L.User = field(default_factory=L.User)
     labels: Mapping[str, str] = field(default_factory=dict)
     bytecode: Bytecode = "imported"  # what to precompile: see benchmarks/build/report.md
+    prune: bool = False  # drop tests, stubs, headers, converters from the deps (wheels.prune)
     requirements: tuple[str, ...] = ()  # empty: pins from default_requirements()
     workers: int = 1
     intra_op_threads: int = 0
@@ -121,8 +124,12 @@ def _build(
     site = tmp / "deps"
     install_wheels(target, wheels, site)
     packages_size = tree_size(site)
+    if config.prune:
+        say(f"pruned {prune(site)} bytes serving never imports")
     app = L.stage_app(tmp / "app")
     bytecode = _compile(config.bytecode, site, app, config.artifacts, target)
+    if config.prune:
+        _prove_it_still_serves(site, app, config.artifacts, target)
     specs = {
         "deps": L.deps_layer(site),
         "model": L.model_layer(config.artifacts),
@@ -174,6 +181,21 @@ def _compile(mode: Bytecode, site: Path, app: Path, artifacts: Path, target: Pyt
     if not done:
         return "none"
     return "all" if used is None else "imported"
+
+
+def _prove_it_still_serves(site: Path, app: Path, artifacts: Path, target: PythonTarget) -> None:
+    """Load the model and predict on the pruned tree (this host must run the base's Python)."""
+    if sys.version_info[:2] != target.version:
+        raise BuildError(
+            f"pruning is verified by running the server with Python {target.version_str}, "
+            f"and this is Python {sys.version_info[0]}.{sys.version_info[1]}",
+            hint="build without prune, or from a host with the base's Python version",
+        )
+    if imported_sources([site.resolve(), app.resolve()], artifacts, target) is None:
+        raise BuildError(
+            "the pruned dependencies no longer load the model here",
+            hint="build without --prune (and report the model: pruning must never break serving)",
+        )
 
 
 SERVED_TASKS = ("text-classification",)

@@ -132,6 +132,37 @@ def _drop_host_leftovers(dest: Path) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+# What serving never imports: test suites, build/codegen tools, type stubs, C headers,
+# onnxruntime's model-conversion tooling. Opt-in (BuildConfig.prune): the build then proves
+# the pruned tree still loads the model and predicts (imported_sources must succeed).
+PRUNE_DIRS = (
+    "numpy/f2py",
+    "numpy/typing",
+    "numpy/_pyinstaller",
+    "numpy/_core/include",
+    "onnxruntime/transformers",
+    "onnxruntime/quantization",
+    "onnxruntime/tools",
+)
+PRUNE_DIR_NAMES = ("tests",)
+PRUNE_SUFFIXES = (".pyi",)
+
+
+def prune(dest: Path) -> int:
+    """Remove what serving never imports from an installed tree; return the bytes freed."""
+    before = tree_size(dest)
+    doomed = [dest / d for d in PRUNE_DIRS]
+    doomed += [p for p in dest.rglob("*") if p.is_dir() and p.name in PRUNE_DIR_NAMES]
+    for path in sorted(set(doomed), reverse=True):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in sorted(dest.rglob("*")):
+        if path.suffix in PRUNE_SUFFIXES and path.is_file():
+            path.unlink()
+    for dist_info in sorted(dest.glob("*.dist-info")):
+        _rewrite_record(dist_info, dest)
+    return before - tree_size(dest)
+
+
 def _rewrite_record(dist_info: Path, root: Path) -> None:
     """Keep only RECORD rows whose files are still installed, sorted."""
     record = dist_info / "RECORD"

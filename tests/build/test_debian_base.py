@@ -102,7 +102,7 @@ def test_excluded_packages_are_neither_kept_nor_followed() -> None:
 
 @pytest.mark.slow
 @NEEDS_ROOT_TOOLS
-def test_the_slim_base_serves(tiny_artifacts: Path, tmp_path: Path) -> None:
+def test_the_slim_base_serves_pruned_deps(tiny_artifacts: Path, tmp_path: Path) -> None:
     import http.client
 
     from advisor.build.debian_base import ensure_debian_base
@@ -111,8 +111,16 @@ def test_the_slim_base_serves(tiny_artifacts: Path, tmp_path: Path) -> None:
 
     slim = ensure_debian_base("slim").reference
     dest = f"oci:{tmp_path / 'img'}:v1"
-    build_serving_image(BuildConfig(artifacts=tiny_artifacts, base=slim, destination=dest))
+    result = build_serving_image(
+        BuildConfig(artifacts=tiny_artifacts, base=slim, destination=dest, prune=True)
+    )
+    deps = next(layer for layer in result.layers if layer.name == "deps")
+    assert deps.size_bytes < 0.95 * result.packages_size_bytes  # ~12.6 MB of 144.7 MB pruned
     with run_image(dest, timeout=120) as run:
+        rootfs = run.bundle.rootfs
+        assert not (rootfs / "app/deps/numpy/_core/tests").exists()
+        assert not (rootfs / "app/deps/onnxruntime/transformers").exists()
+        assert (rootfs / "app/deps/numpy/_core/__init__.py").exists()
         conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=30)
         conn.request("POST", "/predict", body=b'{"texts": ["fine", "awful"]}')
         resp = conn.getresponse()
