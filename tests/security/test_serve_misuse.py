@@ -103,6 +103,8 @@ def model_copy(tiny_model: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def served(model_copy: Path) -> Iterator[Served]:
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (a private mount namespace, a read-only remount) and setpriv")
     s = _start(model_copy)
     try:
         yield s
