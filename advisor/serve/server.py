@@ -27,6 +27,9 @@ ROUTES: dict[str, tuple[str, ...]] = {
 }
 
 
+DRAIN_LIMIT = 16 << 20  # bytes of a refused body read and dropped before answering
+
+
 class RequestError(Exception):
     """A client error that becomes a JSON ``{"error": ...}`` response."""
 
@@ -172,13 +175,25 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         n = self._content_length()
         if n > self.app.settings.max_body_bytes:
-            # Never read a body we refuse; the connection cannot be reused after that.
-            self.close_connection = True
+            self._drain_or_close(n)
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"body of {n} bytes exceeds the limit of {self.app.settings.max_body_bytes}",
             )
         return self.rfile.read(n)
+
+    def _drain_or_close(self, n: int) -> None:
+        """Read a refused body away (bounded) so the client, still sending, gets our 413
+        instead of a broken pipe; a body past DRAIN_LIMIT is not read: close instead."""
+        if n > DRAIN_LIMIT:
+            self.close_connection = True
+            return
+        while n > 0:
+            chunk = self.rfile.read(min(n, 1 << 16))
+            if not chunk:
+                self.close_connection = True
+                return
+            n -= len(chunk)
 
     def _discard_body(self) -> None:
         raw = self.headers.get("Content-Length")

@@ -138,6 +138,16 @@ def test_bad_requests_get_json_4xx(
     assert isinstance(doc["error"], str) and doc["error"]
 
 
+def test_an_oversized_body_gets_413_not_a_broken_pipe(server: Server) -> None:
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(str(host), int(port), timeout=10)
+    for _ in range(3):  # and the connection stays usable
+        conn.request("POST", "/predict", body=b'{"text": "' + b"x" * (2 << 20) + b'"}')
+        resp = conn.getresponse()
+        assert resp.status == 413 and "exceeds" in json.loads(resp.read())["error"]
+    conn.close()
+
+
 def test_keep_alive_after_an_error(server: Server) -> None:
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(str(host), int(port), timeout=10)
