@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -96,6 +96,9 @@ def advise(
     guarded(body)
 
 
+Bytecode = Literal["imported", "all", "none"]
+
+
 class Quantize(enum.StrEnum):
     int8 = "int8"
     none = "none"
@@ -162,6 +165,14 @@ def export_cmd(
                                              "or feature-extraction (default: from config.json).")] = None,
     max_length: Annotated[int, typer.Option("--max-length", help="Longest sequence the server accepts.")] = 128,
     port: Annotated[int, typer.Option("--port", help="Port the serving image listens on.")] = 8080,
+    bytecode: Annotated[Bytecode, typer.Option("--bytecode", help="Precompile the modules the server "
+                                               "imports (faster cold start), all, or none.")] = "imported",
+    prune: Annotated[bool, typer.Option("--prune", help="Drop tests, stubs, headers and converters "
+                                        "from the installed wheels.")] = False,
+    label: Annotated[list[str] | None, typer.Option("--label", help="Image label KEY=VALUE (repeatable).")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Server worker threads running the model.")] = 1,
+    intra_op_threads: Annotated[int, typer.Option("--intra-op-threads", help="onnxruntime threads per "
+                                                  "inference (0: all cores).")] = 0,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (text or json).")] = OutputFormat.text,
     platform: PlatformOpt = None,
     insecure: InsecureOpt = False,
@@ -187,7 +198,10 @@ def export_cmd(
             ))
             summary["export"] = _export_summary(result)
             if output is not None:
-                summary["image"] = _build(out_dir, output, base, port, insecure, progress)
+                summary["image"] = _build(out_dir, output, progress, base=base, port=port,
+                                          insecure=insecure, bytecode=bytecode, prune=prune,
+                                          labels=_labels(label), workers=workers,
+                                          intra_op_threads=intra_op_threads)
         _print_summary(summary, fmt)
 
     guarded(body)
@@ -203,13 +217,23 @@ def _export_summary(result: ExportResult) -> dict[str, Any]:
     }
 
 
-def _build(artifacts: Path, output: str, base: str | None, port: int, insecure: bool,
-           progress: ProgressFn) -> dict[str, Any]:
+def _labels(pairs: list[str] | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --label '{pair}'", hint="use --label KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def _build(artifacts: Path, output: str, progress: ProgressFn, *, base: str | None,
+           **options: Any) -> dict[str, Any]:
     from advisor.build.image import DEFAULT_BASE, BuildConfig, build_serving_image
 
     res = build_serving_image(BuildConfig(
-        artifacts=artifacts, destination=output, base=base or DEFAULT_BASE, port=port,
-        insecure=insecure, progress=lambda msg: progress(0, 0, msg),
+        artifacts=artifacts, destination=output, base=base or DEFAULT_BASE,
+        progress=lambda msg: progress(0, 0, msg), **options,
     ))
     return {
         "destination": res.destination, "manifest_digest": res.manifest_digest,
