@@ -32,11 +32,13 @@ FAST = dict(rounds=2, iterations=4, max_case_seconds=8.0, throughput_seconds=0.5
 def built(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     from advisor.build.debian_base import ensure_debian_base
 
-    # "full": the slim variant currently drops the merged-usr /lib /bin links (nothing runs).
-    base = ensure_debian_base("full").reference
+    # The slim image on the slim base, as `advisor export` builds it; the original on the
+    # full base (its torch needs more of Debian than the slim closure keeps).
+    slim_base = ensure_debian_base("slim").reference
+    full_base = ensure_debian_base("full").reference
     tmp = tmp_path_factory.mktemp("bench-images")
-    slim = images.build_slim(f"oci:{tmp / 'slim'}:latest", base, tiny_model.onnx_dir)
-    original = images.build_original(f"oci:{tmp / 'fat'}:latest", base, tiny_model.model_dir)
+    slim = images.build_slim(f"oci:{tmp / 'slim'}:latest", slim_base, tiny_model.onnx_dir)
+    original = images.build_original(f"oci:{tmp / 'fat'}:latest", full_base, tiny_model.model_dir)
     return original, slim
 
 
