@@ -8,7 +8,6 @@ temporary files.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from advisor.image.sources.manifests import (
     field_of,
     load_json_object,
     parse_descriptor,
+    parse_json,
     unknown_media_type,
 )
 
@@ -115,10 +115,7 @@ def load_image(source: ManifestSource, platform: Platform) -> Image:
 
 def _media_type_of(descriptor: Descriptor, body: bytes) -> str:
     """The document's own mediaType wins; OCI allows omitting it, then the descriptor's."""
-    try:
-        obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInputError(f"manifest {descriptor.digest} is not valid JSON: {e}") from e
+    obj = parse_json(body, f"manifest {descriptor.digest}")
     own = obj.get("mediaType") if isinstance(obj, dict) else None
     if isinstance(own, str) and own:
         return own

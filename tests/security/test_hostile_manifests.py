@@ -249,9 +249,9 @@ CASES: dict[str, Maker] = {
     "archive-link-to-host-file": _archive_link_to_host,
     "archive-corrupt-gzip": _archive_not_a_tar,
 }
-# Known bugs: each is a strict xfail, so fixing it turns the test red until the mark goes.
-JSON_BUG = "json.loads RecursionError/ValueError not caught: advisor/image/sources/manifests.py:load_json_object, advisor/image/loader.py:_media_type_of"
-BUGGY: dict[str, Maker] = {
+# Hostile JSON: json.loads raises RecursionError (deep nesting) or ValueError (digit limit);
+# both must come out as bad input (exit 3), never as an internal error.
+HOSTILE_JSON: dict[str, Maker] = {
     "config-deeply-nested": _config_deep,
     "manifest-deeply-nested": _manifest_deep,
     "manifest-5000-digit-int": _manifest_big_int,
@@ -268,10 +268,9 @@ def test_hostile_image_is_refused(name: str, tmp_path: Path) -> None:
         assert isinstance(err, DigestMismatchError) or "bytes" in err.message
 
 
-@pytest.mark.parametrize("name", sorted(BUGGY))
-@pytest.mark.xfail(strict=True, reason=JSON_BUG)
+@pytest.mark.parametrize("name", sorted(HOSTILE_JSON))
 def test_hostile_json_is_refused(name: str, tmp_path: Path) -> None:
-    _refused(BUGGY[name](tmp_path / "img"))
+    _refused(HOSTILE_JSON[name](tmp_path / "img"))
 
 
 def test_blob_symlink_never_reads_the_target(tmp_path: Path) -> None:
@@ -284,7 +283,6 @@ def test_cli_exit_3_without_traceback(name: str, tmp_path: Path) -> None:
     _assert_cli_refuses(CASES[name](tmp_path / "img"))
 
 
-@pytest.mark.xfail(strict=True, reason=JSON_BUG + " (the CLI reports 'internal error', exit 70)")
 def test_cli_deep_json_exit_3(tmp_path: Path) -> None:
     _assert_cli_refuses(_manifest_deep(tmp_path / "img"))
 

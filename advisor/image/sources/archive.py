@@ -22,6 +22,7 @@ from advisor.image.sources.manifests import (
     DOCKER_MANIFEST,
     field_of,
     load_json_object,
+    parse_json,
 )
 from advisor.image.sources.verify import digest_bytes
 
@@ -74,10 +75,7 @@ class DockerArchiveSource(FilesSource):
 
     def _entries(self) -> list[dict[str, Any]]:
         data = read_all(self.files, "manifest.json", self.what)
-        try:
-            entries = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BadInputError(f"{self.what}: manifest.json is not valid JSON: {e}") from e
+        entries = parse_json(data, f"{self.what}: manifest.json")
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise BadInputError(f"{self.what}: manifest.json should be a list of objects")
         if not entries:

@@ -71,7 +71,7 @@ def _read_config(path: Path) -> Mapping[str, Any]:
         raise RegistryError(f"cannot read {path}: {e.strerror}", hint=_LOGIN_HINT) from e
     try:
         obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:
         raise RegistryError(f"{path} is not valid JSON: {e}", hint="fix or remove the file") from e
     return obj if isinstance(obj, dict) else {}
 

@@ -39,11 +39,22 @@ ACCEPT_MANIFESTS = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
-def load_json_object(data: bytes, what: str) -> dict[str, Any]:
+def parse_json(data: bytes, what: str, hint: str = "the image is corrupt") -> Any:
+    """JSON from a stranger's image: invalid, too deep or absurd numbers are bad input.
+
+    ``json.loads`` raises ValueError for bad text and for integers past Python's digit limit,
+    and RecursionError for deep nesting; each becomes one ``BadInputError``, never a crash.
+    """
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInputError(f"{what} is not valid JSON: {e}", hint="the image is corrupt") from e
+        return json.loads(data)
+    except RecursionError as e:
+        raise BadInputError(f"{what} is JSON nested too deeply to read", hint=hint) from e
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+        raise BadInputError(f"{what} is not valid JSON: {e}", hint=hint) from e
+
+
+def load_json_object(data: bytes, what: str) -> dict[str, Any]:
+    obj = parse_json(data, what)
     if not isinstance(obj, dict):
         raise BadInputError(f"{what} is JSON but not an object", hint="the image is corrupt")
     return obj
