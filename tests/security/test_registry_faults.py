@@ -149,11 +149,6 @@ def test_stalled_blob_every_time_gives_up_in_bounded_time(proxy: FaultProxy, see
     assert time.monotonic() - began < bound
 
 
-_MANIFEST_BUG = ("a broken or stalled manifest body escapes as urllib3 ProtocolError/ReadTimeoutError: "
-                 "advisor/image/sources/registry.py:RegistryClient.get_manifest")
-
-
-@pytest.mark.xfail(strict=True, reason=_MANIFEST_BUG)
 @pytest.mark.parametrize("action", ["reset", "stall"])
 def test_broken_manifest_body_is_retried_or_a_registry_error(
     proxy: FaultProxy, seeded: str, action: str

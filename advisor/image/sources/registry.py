@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import requests
+import urllib3
 
 from advisor.errors import BadInputError, DigestMismatchError, RegistryError
 from advisor.image.model import Descriptor
@@ -324,7 +325,25 @@ class RegistryClient:
         return resp.status_code in (200, 401)
 
     def get_manifest(self, repo: str, reference: str) -> ManifestResponse:
-        """A manifest or index by tag or digest, digest-checked (404 -> ``BadInputError``)."""
+        """A manifest or index by tag or digest, digest-checked (404 -> ``BadInputError``).
+
+        A body cut or stalled mid-read is fetched again (manifests are small), within the
+        retry policy; when it keeps failing the error is a ``RegistryError``, never urllib3's.
+        """
+        for attempt in range(self.retry.attempts):
+            try:
+                return self._get_manifest_once(repo, reference)
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+                if attempt + 1 >= self.retry.attempts:
+                    raise RegistryError(
+                        f"connection broke reading manifest {repo}:{reference} from "
+                        f"{self.registry}: {type(e).__name__}",
+                        hint=_NET_HINT,
+                    ) from e
+                time.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _get_manifest_once(self, repo: str, reference: str) -> ManifestResponse:
         resp = self.request(
             "GET",
             f"/v2/{repo}/manifests/{reference}",
