@@ -133,6 +133,10 @@ def _exposed_ports(spec: Mapping[str, Any]) -> tuple[str, ...]:
 def _make_devices(rootfs: Path) -> None:
     """The few character devices a runtime would bind in (Python and onnxruntime open them)."""
     dev = rootfs / "dev"
+    if dev.is_symlink() or (dev.exists() and not dev.is_dir()):
+        # A runtime mounts its own /dev over whatever the image has; in our private unpacked
+        # copy the image's /dev (a link that may point at the host's dirs) simply goes.
+        dev.unlink()
     dev.mkdir(exist_ok=True)
     for name, (major, minor) in DEVICES.items():
         node = dev / name

@@ -96,12 +96,11 @@ def test_runner_unpack_stays_inside(tmp_path: Path, outside: Path) -> None:
 
 
 @pytest.mark.skipif(not _have("skopeo", "umoci"), reason="needs skopeo and umoci")
-@pytest.mark.xfail(strict=True, reason="mknod follows an image's /dev symlink onto the host: advisor/build/runner.py:_make_devices")
 def test_runner_device_nodes_never_follow_an_image_symlink(tmp_path: Path, outside: Path) -> None:
     from advisor.build.runner import unpack_image
 
-    # An image whose /dev is a symlink to a host directory: umoci keeps the link as written,
-    # then _make_devices mkdir()s and mknod()s *through* it, as root, outside the rootfs.
+    # An image whose /dev is a symlink to a host directory: umoci keeps the link as written;
+    # device nodes must land in the rootfs, never *through* the link, as root, on the host.
     layout = write_layout(tmp_path / "img", [tar(member("dev", typeflag=b"2", linkname=str(outside)),
                                                  member("app/x", b"1"))])
     (tmp_path / "run").mkdir()
