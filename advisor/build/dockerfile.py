@@ -569,7 +569,7 @@ class _Builder:
                 self._step(stage, ins)
             self.stages[stage.name] = stage
             if stage.name == target:
-                self._commit(stage, "/bin/sh -c #(nop) WORKDIR (directories made by WORKDIR)", True)
+                self._commit_pending(stage)
                 return stage
         raise BuildError(f"stage {target!r} was never built")  # unreachable: target is in names
 
@@ -671,6 +671,15 @@ class _Builder:
         self.say(
             f"  -> layer {built.digest[:19]} {built.tar_size:,} bytes ({built.size:,} compressed)"
         )
+
+    def _commit_pending(self, stage: _Stage) -> None:
+        """A directory made by a final WORKDIR still needs a layer; nothing else is pending."""
+        if stage.record and diff_snapshots(stage.snap, snapshot(stage.rootfs)):
+            created_by = f"/bin/sh -c #(nop) WORKDIR {stage.workdir}"
+            last = stage.history[-1] if stage.history else {}
+            if last.get("created_by") == created_by and last.get("empty_layer"):
+                stage.history.pop()  # that WORKDIR is the step that made the layer
+            self._commit(stage, created_by, True)
 
     def _nop(self, text: str) -> str:
         return f"/bin/sh -c #(nop)  {text}"

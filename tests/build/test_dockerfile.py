@@ -248,6 +248,7 @@ def test_history_reads_like_docker(built: tuple[df.BuildResult, df.BuildConfig])
     empty = {line.split("#(nop)")[-1].split()[0] for line, is_empty in lines if is_empty}
     assert empty >= {"ENV", "WORKDIR", "USER", "LABEL", "EXPOSE", "CMD"}
     assert sum(not e for _, e in lines) == len(result.layers)
+    assert shown[-1] == '/bin/sh -c #(nop)  CMD ["sh"]'  # nothing after the last instruction
 
 
 def test_config_and_layout_pass_independent_tools(
@@ -291,10 +292,17 @@ def test_cache_hit_returns_the_same_image(built: tuple[df.BuildResult, df.BuildC
     assert again.seconds < 5
 
 
-def test_export_to_docker_archive_reads_back_with_skopeo(built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path) -> None:
+def test_export_to_docker_archive_reads_back_with_skopeo(
+    built: tuple[df.BuildResult, df.BuildConfig], tmp_path: Path
+) -> None:
     result, _ = built
     df.export_image(result, f"docker-archive:{tmp_path / 'img.tar'}:tiny:test")
-    out = subprocess.run(["skopeo", "inspect", f"docker-archive:{tmp_path / 'img.tar'}"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["skopeo", "inspect", f"docker-archive:{tmp_path / 'img.tar'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(out.stdout)
     assert len(info["Layers"]) == len(result.layers)
     with tarfile.open(tmp_path / "img.tar") as tar:
@@ -316,3 +324,16 @@ def test_failed_run_names_the_step_and_shows_its_output(base_ref: str, tmp_path:
         "RUN echo first-line" in message and "exit code 7" in message and "boom-marker" in message
     )
     assert not any(p.name.startswith(".work-") for p in (tmp_path / "cache").iterdir())
+
+
+def test_run_as_user_and_a_trailing_workdir(base_ref: str, tmp_path: Path) -> None:
+    text = "ARG BASE\nFROM ${BASE}\nUSER app\nRUN echo $HOME > /tmp/home\nUSER root\nWORKDIR /srv/data\n"
+    cfg = df.BuildConfig(context=make_context(tmp_path / "ctx", text), build_args={"BASE": base_ref},
+                         cache_root=tmp_path / "cache")
+    result = df.build_image(cfg)
+    home = layer_members(result, 1)["tmp/home"]
+    assert (home.uid, home.gid) == (1000, 1000)
+    assert read_member(result, 1, "tmp/home") == b"/home/app\n"
+    assert "srv/data" in layer_members(result, 2)  # the last WORKDIR's directory got a layer
+    workdirs = [h for h in result.history if h["created_by"] == "/bin/sh -c #(nop) WORKDIR /srv/data"]
+    assert workdirs == [result.history[-1]] and not workdirs[0].get("empty_layer")
