@@ -11,6 +11,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from http import HTTPStatus
@@ -110,11 +111,11 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle_one_request(self) -> None:
-        self.server.mark(self.request, idle=True)
+        self.server.mark(self.request, IDLE)
         super().handle_one_request()
 
     def parse_request(self) -> bool:
-        self.server.mark(self.request, idle=False)
+        self.server.mark(self.request, READING)
         if self.server.stopping:
             self.close_connection = True
         return super().parse_request()
@@ -156,7 +157,9 @@ class Handler(BaseHTTPRequestHandler):
             return {"status": "ok"}
         if path == "/metadata":
             return self.app.metadata
-        return self.app.predict(self._read_body())
+        body = self._read_body()
+        self.server.mark(self.request, WORKING)
+        return self.app.predict(body)
 
     def _content_length(self) -> int:
         raw = self.headers.get("Content-Length")
@@ -231,9 +234,21 @@ BUSY = (
 )
 
 
+IDLE, READING, WORKING = "idle", "reading", "working"
+
+
+def _reading_since_before(cutoff: float) -> Callable[[str, float], bool]:
+    return lambda state, since: state == READING and since < cutoff
+
+
 class Server(ThreadingHTTPServer):
     """A thread per connection, at most ``max_connections`` of them; a stop that waits for
-    in-flight requests but not for idle keep-alive clients."""
+    in-flight requests but not for idle keep-alive clients.
+
+    Slow clients cannot hold the slots: a request must arrive whole (line, headers, body)
+    within ``request_timeout_s`` of its first line, or a reaper thread cuts the connection;
+    and when every slot is taken, idle keep-alive connections are closed to make room.
+    """
 
     daemon_threads = False  # server_close() joins the request threads
     block_on_close = True
@@ -245,21 +260,27 @@ class Server(ThreadingHTTPServer):
         address: tuple[str, int],
         handler: Callable[..., BaseHTTPRequestHandler],
         max_connections: int,
+        request_timeout_s: float = 10.0,
     ) -> None:
         super().__init__(address, handler)
         self.stopping = False
+        self.request_timeout_s = request_timeout_s
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
-        self._idle: dict[socket.socket, bool] = {}
+        self._state: dict[socket.socket, tuple[str, float]] = {}
+        self._closed = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="advisor-reaper", daemon=True)
+        self._reaper.start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
+            self._shutdown_where(lambda state, _since: state == IDLE)
             with contextlib.suppress(OSError):
                 request.sendall(BUSY)
             self.shutdown_request(request)
             return
         with self._lock:
-            self._idle[request] = True
+            self._state[request] = (IDLE, time.monotonic())
         super().process_request(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
@@ -267,25 +288,41 @@ class Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             with self._lock:
-                self._idle.pop(request, None)
+                self._state.pop(request, None)
             self._slots.release()
 
-    def mark(self, request: socket.socket, idle: bool) -> None:
+    def mark(self, request: socket.socket, state: str) -> None:
         with self._lock:
-            if request in self._idle:
-                self._idle[request] = idle
+            if request in self._state:
+                self._state[request] = (state, time.monotonic())
+
+    def _shutdown_where(self, doomed: Callable[[str, float], bool]) -> None:
+        with self._lock:
+            socks = [s for s, (state, since) in self._state.items() if doomed(state, since)]
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _reap(self) -> None:
+        while not self._closed.wait(min(1.0, self.request_timeout_s / 4)):
+            self._shutdown_where(_reading_since_before(time.monotonic() - self.request_timeout_s))
 
     def close_idle(self) -> None:
         """Stop reading from connections that wait for their next request (keep-alive)."""
         self.stopping = True
         with self._lock:
-            idle = [s for s, waiting in self._idle.items() if waiting]
+            idle = [s for s, (state, _since) in self._state.items() if state == IDLE]
         for sock in idle:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RD)
+
+    def server_close(self) -> None:
+        self._closed.set()
+        super().server_close()
 
 
 def make_server(app: App) -> Server:
     handler: Callable[..., BaseHTTPRequestHandler] = type("BoundHandler", (Handler,), {"app": app})
     settings = app.settings
-    return Server((settings.host, settings.port), handler, settings.max_connections)
+    return Server((settings.host, settings.port), handler, settings.max_connections,
+                  settings.request_timeout_s)

@@ -23,6 +23,7 @@ class Settings:
     max_text_chars: int = 100_000
     workers: int = 1
     max_connections: int = 64
+    request_timeout_s: int = 10  # from a request's first line to its last body byte
     intra_op_threads: int = 0
     advisor_version: str = ""
 
@@ -39,6 +40,7 @@ class Settings:
             max_text_chars=_int(e, "MAX_TEXT_CHARS", d.max_text_chars, low=1),
             workers=_int(e, "WORKERS", d.workers, low=1, high=256),
             max_connections=_int(e, "MAX_CONNECTIONS", d.max_connections, low=1, high=4096),
+            request_timeout_s=_int(e, "REQUEST_TIMEOUT_S", d.request_timeout_s, low=1, high=3600),
             intra_op_threads=_int(e, "ORT_INTRA_OP_THREADS", d.intra_op_threads, low=0),
             advisor_version=e.get("ADVISOR_VERSION", d.advisor_version),
         )

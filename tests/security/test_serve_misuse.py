@@ -248,9 +248,6 @@ def test_connections_over_the_cap_get_a_json_503(served: Served) -> None:
     assert _call(served.port, "GET", "/health")[0] == 200
 
 
-@pytest.mark.xfail(strict=True, reason="slowloris: MAX_CONNECTIONS half-sent requests deny service "
-                   "(503) until the 75 s idle timeout, renewed by one byte per 75 s: "
-                   "advisor/serve/server.py:Handler.timeout (no deadline for reading a request)")
 def test_half_sent_requests_cannot_deny_service(served: Served) -> None:
     slow = _slow_sockets(served.port, MAX_CONNECTIONS + 2)
     try:
