@@ -102,10 +102,34 @@ class _Staging:
         return digest, len(data)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _sweep_stale_temps(dest: Path) -> None:
+    """Remove temp dirs that a killed writer (SIGKILL, power loss) left beside ``dest``.
+
+    Each temp dir names its writer's pid; only those whose process is gone are removed, so a
+    concurrent writer's work is never touched.
+    """
+    prefix = f".{dest.name}.tmp-"
+    for sibling in dest.parent.glob(prefix + "*"):
+        pid_text = sibling.name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
 @contextmanager
 def _temp_dir_near(dest: Path) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    _sweep_stale_temps(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
     try:
         yield tmp
     finally:

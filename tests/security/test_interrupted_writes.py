@@ -111,7 +111,8 @@ def test_killed_write_leaves_old_new_or_nothing(tmp_path: Path, fmt: str, sig: s
         # Temporary siblings are never the destination; a SIGKILL always can leave one, a
         # SIGINT only in the instant between mkdtemp() and its try (seen once in ~20 runs).
         stale += len(_leftovers(target))
-        _write(target, "new")  # the next run completes
+        _write(target, "new")  # the next run completes, and sweeps what the killed one left
         assert _state(target) == new
+        assert not _leftovers(target), "the next write left a killed writer's temp dir"
     assert sum(seen.values()) == len(FRACTIONS)
     print(f"\n{fmt} {sig.name}: write {duration:.2f}s, after kill {seen}, stale temp dirs {stale}")
