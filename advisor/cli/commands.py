@@ -185,7 +185,7 @@ def export_cmd(
         from advisor.export import ExportConfig, export_model
 
         summary: dict[str, Any] = {}
-        with progress_bar(fmt is not OutputFormat.json) as progress, \
+        with progress_bar(fmt is not OutputFormat.json, unit="steps") as progress, \
                 tempfile.TemporaryDirectory(prefix="advisor-export-") as tmp:
             work = Path(tmp)
             model_dir, name = _resolve_model_dir(source, model_path, work, platform, insecure, progress)
@@ -215,6 +215,16 @@ def _export_summary(result: ExportResult) -> dict[str, Any]:
         "size_bytes": result.size_bytes, "fp32_accuracy": result.fp32_accuracy,
         "int8_accuracy": result.int8_accuracy, "fused_operators": dict(result.fused_operators),
     }
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as e:
+        raise UsageError(f"bad {option} '{text}'", hint="give whole numbers separated by commas") from e
+    if not values or min(values) < 1:
+        raise UsageError(f"bad {option} '{text}'", hint="give whole numbers of at least 1")
+    return values
 
 
 def _labels(pairs: list[str] | None) -> dict[str, str]:
@@ -275,19 +285,28 @@ def bench(
     original_model_path: Annotated[str | None, typer.Option("--original-model-path", help="Model folder "
                                                             "inside the original image.")] = None,
     samples: Annotated[int, typer.Option("--samples", help="Labelled rows scored on each side.")] = 1000,
+    cases: Annotated[str, typer.Option("--cases", help="Latency cases, batch and sequence length.")] = "b1_s32,b1_s128,b8_s128,b32_s128",
+    threads: Annotated[int, typer.Option("--threads", help="Inference threads on each side.")] = 2,
+    rounds: Annotated[int, typer.Option("--rounds", help="Latency rounds alternating the two sides.")] = 5,
+    iterations: Annotated[int, typer.Option("--iterations", help="Latency samples per case and side.")] = 40,
+    concurrency: Annotated[str, typer.Option("--concurrency", help="Concurrent clients for the slim "
+                                             "server's load test, comma-separated.")] = "1,4",
     insecure: InsecureOpt = False,
 ) -> None:
     """Measure original vs slim: accuracy, latency, throughput, cold start, memory, size."""
 
     def body() -> None:
+        from advisor.bench.cases import BenchCase
         from advisor.bench.model import BenchConfig
         from advisor.bench.report import write_reports
         from advisor.bench.run import run_bench
 
         config = BenchConfig(original=original, slim=slim, data=data, advice=advice,
                              original_model_path=original_model_path, max_samples=samples,
-                             insecure=insecure)
-        with progress_bar(True) as progress:
+                             cases=tuple(BenchCase.parse(c) for c in cases.split(",") if c.strip()),
+                             threads=threads, rounds=rounds, iterations=iterations,
+                             concurrency=_ints(concurrency, "--concurrency"), insecure=insecure)
+        with progress_bar(True, unit="steps") as progress:
             result = run_bench(config, progress=progress)
         paths = write_reports(result, report)
         for kind, path in sorted(paths.items()):

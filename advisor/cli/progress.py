@@ -15,8 +15,11 @@ def _noop(done: int, total: int, what: str) -> None:
 
 
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[ProgressFn]:
-    """Yield a progress callback; draws on stderr only when enabled and stderr is a terminal."""
+def progress_bar(enabled: bool, unit: str = "bytes") -> Iterator[ProgressFn]:
+    """Yield a progress callback; draws on stderr only when enabled and stderr is a terminal.
+
+    ``unit`` is "bytes" (counts shown as sizes) or "steps" (shown as done/total).
+    """
     if not enabled or not sys.stderr.isatty():
         yield _noop
         return
@@ -24,6 +27,7 @@ def progress_bar(enabled: bool) -> Iterator[ProgressFn]:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
+        MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
@@ -32,7 +36,7 @@ def progress_bar(enabled: bool) -> Iterator[ProgressFn]:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        DownloadColumn() if unit == "bytes" else MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
