@@ -242,10 +242,10 @@ def optimum(
     return result
 
 
-def speedups(latency: dict[str, Any]) -> dict[str, dict[str, float]]:
+def speedups(latency: dict[str, Any], stat: str = "p50") -> dict[str, dict[str, float]]:
     ref = latency["torch-eager"]["latency_ms"]
     return {
-        name: {c: round(ref[c]["p50"] / v["latency_ms"][c]["p50"], 2) for c in CASES}
+        name: {c: round(ref[c][stat] / v["latency_ms"][c][stat], 2) for c in CASES}
         for name, v in latency.items()
         if "latency_ms" in v and name != "torch-eager"
     }
