@@ -28,6 +28,7 @@ import posixpath
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -1135,7 +1136,7 @@ def _run_env(stage: _Stage) -> dict[str, str]:
 
 
 def _follow(proc: subprocess.Popen[str], tail: deque[str], say: OutputFn) -> int:
-    """Stream the step's output; on interruption kill it (``--kill-child`` ends its namespace)."""
+    """Stream the step's output; on interruption kill the step's whole process group."""
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -1143,7 +1144,8 @@ def _follow(proc: subprocess.Popen[str], tail: deque[str], say: OutputFn) -> int
             say(line.rstrip("\n"))
         return proc.wait()
     except BaseException:
-        proc.kill()
+        # the whole group: --kill-child's death signal is dropped when USER makes RUN setuid
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
 
@@ -1167,6 +1169,7 @@ def _run_in_rootfs(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=_run_env(stage),
+            start_new_session=True,
             text=True,
             errors="replace",
         )
