@@ -11,6 +11,7 @@ needed. Needs root (umoci and unshare --root), skopeo and umoci.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from advisor.errors import BuildError, MissingDependencyError
+from advisor.errors import AdvisorError, BuildError, MissingDependencyError
 from advisor.image.refs import Transport, as_ref
 
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}
@@ -52,16 +53,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def scratch_dir() -> str | None:
+def scratch_dir(needed_bytes: int = 1 << 30) -> str | None:
     """Where bundles go: $ADVISOR_RUN_DIR, else /dev/shm (umoci fsyncs every file, which
-    tmpfs makes free: 2x faster here), else the system temp dir."""
+    tmpfs makes free: 2x faster here) when the bundle takes at most a quarter of it (tmpfs
+    is memory: a 10 GB image there would starve the machine), else the system temp dir."""
     chosen = os.environ.get("ADVISOR_RUN_DIR")
     if chosen:
         return chosen
     shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 4 << 30:
+    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 4 * needed_bytes:
         return str(shm)
     return None
+
+
+def _bundle_bytes(ref: str) -> int:
+    """A generous guess of an unpacked bundle's bytes: the layout copy plus the rootfs
+    (uncompressed layers run to ~3x their gzip size)."""
+    from advisor.image.loader import open_image
+
+    try:
+        with open_image(ref) as image:
+            return 4 * image.compressed_size
+    except AdvisorError:
+        return 1 << 30  # skopeo will say what is wrong with the reference
 
 
 def _tool(name: str) -> str:
@@ -94,7 +108,7 @@ def _skopeo_ref(ref: str) -> tuple[str, list[str]]:
 def unpack_image(ref: str, dest: Path | None = None) -> Bundle:
     """Unpack ``ref`` (any transport skopeo reads) into ``dest`` (a new temp dir by default)."""
     skopeo, umoci = _tool("skopeo"), _tool("umoci")
-    root = dest or Path(tempfile.mkdtemp(prefix="advisor-run-", dir=scratch_dir()))
+    root = dest or Path(tempfile.mkdtemp(prefix="advisor-run-", dir=scratch_dir(_bundle_bytes(ref))))
     layout = root / "layout"
     src, flags = _skopeo_ref(ref)
     try:
@@ -185,7 +199,13 @@ class Running:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()  # --kill-child takes the server with it
+                # The entrypoint is its pid namespace's init: SIGKILL from outside ends it and
+                # every process in the namespace. --kill-child alone is not enough: the kernel
+                # drops that death signal once the child switches to the image's user.
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                self.process.kill()
                 self.process.wait(timeout=timeout)
         self.returncode = self.process.returncode
         if not self.keep:

@@ -137,3 +137,40 @@ def test_a_missing_image_is_a_build_error_and_leaves_nothing(
     with pytest.raises(BuildError, match="skopeo copy"):
         unpack_image(f"oci:{tmp_path / 'nope'}:v1")
     assert list(tmp_path.iterdir()) == []
+
+
+STUBBORN = b"""
+import http.server, os, signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # like a Flask app that is PID 1: ignores SIGTERM
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"{}")
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_stop_ends_a_non_root_server_that_ignores_sigterm(tmp_path: Path, debian_base: str) -> None:
+    """unshare's --kill-child is lost once the child setuid()s: stop() must still end it."""
+    import os
+
+    from advisor.image.loader import open_image
+    from advisor.image.writer import write_image
+
+    with open_image(debian_base) as base:
+        py = "/usr/bin/python3"
+        write_image(f"oci:{tmp_path / 'img'}:stubborn", [{"app/stubborn.py": STUBBORN}],
+                    {"config": {"User": "10001:10001", "Entrypoint": [py, "/app/stubborn.py"],
+                                "WorkingDir": "/app", "Env": list(base.config.env)}}, base=base)
+    run = run_image(f"oci:{tmp_path / 'img'}:stubborn", timeout=60)
+    pid = run.server_pid()
+    assert pid is not None
+    run.stop(timeout=2)
+    assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), "the server outlived stop()"
+    assert not os.path.exists(run.bundle.root)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return " Z " in Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
