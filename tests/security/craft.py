@@ -223,7 +223,11 @@ def run_child(code: str, timeout: float = 60, env: dict[str, str] | None = None)
         "    result['error_mro'] = [c.__name__ for c in type(e).__mro__]\n"
         "    result['error'] = str(e)[:500]\n"
         "    result['traceback'] = traceback.format_exc()[-3000:]\n"
-        "result['maxrss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        # VmHWM is this interpreter's own peak: ru_maxrss would inherit the forking parent's
+        # (Linux folds the pre-exec mm's high-water mark into it; pytest may hold 1.5 GB).
+        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')]\n"
+        "result['maxrss_mb'] = int(hwm[0].split()[1]) / 1024 if hwm else "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print('RESULT ' + json.dumps(result, default=str))\n"
     )
     proc = subprocess.run(
