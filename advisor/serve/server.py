@@ -111,8 +111,10 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle_one_request(self) -> None:
-        self.server.mark(self.request, IDLE)
+        # NEW until the first request is served, IDLE between keep-alive requests after it.
+        self.server.mark(self.request, IDLE if getattr(self, "_served", False) else NEW)
         super().handle_one_request()
+        self._served = True
 
     def parse_request(self) -> bool:
         self.server.mark(self.request, READING)
@@ -234,20 +236,22 @@ BUSY = (
 )
 
 
-IDLE, READING, WORKING = "idle", "reading", "working"
+NEW, IDLE, READING, WORKING = "new", "idle", "reading", "working"
 
 
-def _reading_since_before(cutoff: float) -> Callable[[str, float], bool]:
-    return lambda state, since: state == READING and since < cutoff
+def _stuck_since_before(cutoff: float) -> Callable[[str, float], bool]:
+    """A connection that has been opening or sending one request since before ``cutoff``."""
+    return lambda state, since: state in (NEW, READING) and since < cutoff
 
 
 class Server(ThreadingHTTPServer):
     """A thread per connection, at most ``max_connections`` of them; a stop that waits for
     in-flight requests but not for idle keep-alive clients.
 
-    Slow clients cannot hold the slots: a request must arrive whole (line, headers, body)
-    within ``request_timeout_s`` of its first line, or a reaper thread cuts the connection;
-    and when every slot is taken, idle keep-alive connections are closed to make room.
+    Slow clients cannot hold the slots: a new connection must send its first request, and
+    every request must arrive whole (line, headers, body), within ``request_timeout_s``, or a
+    reaper thread cuts the connection; and when every slot is taken, keep-alive connections
+    idle between requests are closed to make room for the next client.
     """
 
     daemon_threads = False  # server_close() joins the request threads
@@ -280,7 +284,7 @@ class Server(ThreadingHTTPServer):
             self.shutdown_request(request)
             return
         with self._lock:
-            self._state[request] = (IDLE, time.monotonic())
+            self._state[request] = (NEW, time.monotonic())
         super().process_request(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
@@ -305,13 +309,13 @@ class Server(ThreadingHTTPServer):
 
     def _reap(self) -> None:
         while not self._closed.wait(min(1.0, self.request_timeout_s / 4)):
-            self._shutdown_where(_reading_since_before(time.monotonic() - self.request_timeout_s))
+            self._shutdown_where(_stuck_since_before(time.monotonic() - self.request_timeout_s))
 
     def close_idle(self) -> None:
         """Stop reading from connections that wait for their next request (keep-alive)."""
         self.stopping = True
         with self._lock:
-            idle = [s for s, (state, _since) in self._state.items() if state == IDLE]
+            idle = [s for s, (state, _since) in self._state.items() if state in (NEW, IDLE)]
         for sock in idle:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RD)
