@@ -85,9 +85,7 @@ def main() -> int:
     fat_ref, data = fat["reference"], model["data_csv"]
 
     step("advise", [*ADVISOR, "advise", fat_ref, "--format", "json", "-o", str(out / "advise.json"),
-                    "--write-fixes", str(out / "fixes")])
-    for fmt, name in (("text", "advise.txt"), ("markdown", "advise.md"), ("html", "advise.html")):
-        step(f"advise-{fmt}", [*ADVISOR, "advise", fat_ref, "--format", fmt, "-o", str(out / name)])
+                    "--output-dir", str(out), "--write-fixes", str(out / "fixes")])
     slim_ref = f"oci:{out / 'slim'}:latest"
     step("export", [*ADVISOR, "export", fat_ref, "--artifacts", str(out / "artifacts"),
                     "--output", slim_ref, "--base", base["reference"], "--data", data,

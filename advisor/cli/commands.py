@@ -42,6 +42,8 @@ def advise(
                                          "docker-archive:FILE, docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, NAME:TAG.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Also write every format "
+                                                    "(advise.txt, .json, .md, .html) into DIR, from one pass.")] = None,
     fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if a finding is at or above "
                                                 "this severity (info, low, medium, high, critical).")] = None,
     rules: Annotated[Path | None, typer.Option("--rules", help="Gate rules file (TOML), like dive's .dive-ci.")] = None,
@@ -86,6 +88,9 @@ def advise(
             finally:
                 img.close()
         write_output(render(advice, fmt.value), output)
+        if output_dir is not None:
+            for ext, name in (("txt", "text"), ("json", "json"), ("md", "markdown"), ("html", "html")):
+                write_output(render(advice, name), output_dir / f"advise.{ext}")
         if write_fixes is not None:
             written = write_fix_files(advice, write_fixes)
             for path in written:

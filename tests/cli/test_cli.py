@@ -85,6 +85,15 @@ def test_advise_json_contract(fat_image: str, tmp_path: Path) -> None:
     assert doc["total_estimated_savings_bytes"] == sum(savings)
 
 
+def test_advise_output_dir_writes_every_format(fat_image: str, tmp_path: Path) -> None:
+    r = run("advise", fat_image, "--format", "json", "--output-dir", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert names == ["advise.html", "advise.json", "advise.md", "advise.txt"]
+    assert json.loads((tmp_path / "r" / "advise.json").read_text()) == json.loads(r.stdout)
+    assert (tmp_path / "r" / "advise.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
 def test_advise_text_and_gate(fat_image: str) -> None:
     r = run("advise", fat_image)
     assert r.returncode == 0, r.stderr
