@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from advisor.bench.model import SCHEMA_VERSION, BenchReport, ImageSizes, LoadRun, SideResult
 from advisor.bench.stats import ratio
+from advisor.fsutil import write_text_atomic
 
 #: The metrics compared side by side: (key, label, formatter name, lower is better).
 SUMMARY_METRICS = (
@@ -334,18 +333,6 @@ METHOD_NOTES = (
 )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_reports(report: BenchReport, directory: Path) -> dict[str, Path]:
     """Write report.json, report.md and report.html into ``directory``; return their paths."""
     from advisor.bench.html import report_html
@@ -355,7 +342,7 @@ def write_reports(report: BenchReport, directory: Path) -> dict[str, Path]:
         "markdown": directory / "report.md",
         "html": directory / "report.html",
     }
-    _atomic_write(paths["json"], json.dumps(report_json(report), indent=2, sort_keys=False) + "\n")
-    _atomic_write(paths["markdown"], report_markdown(report))
-    _atomic_write(paths["html"], report_html(report))
+    write_text_atomic(paths["json"], json.dumps(report_json(report), indent=2, sort_keys=False) + "\n")
+    write_text_atomic(paths["markdown"], report_markdown(report))
+    write_text_atomic(paths["html"], report_html(report))
     return paths
