@@ -101,6 +101,8 @@ class FaultProxy(ThreadingHTTPServer):
         return None
 
     def record(self, entry: Logged) -> None:
+        """Log a request *before* answering it: a client that has its answer may check the
+        log at once, while this thread would still be writing."""
         with self.lock:
             self.log.append(entry)
 
@@ -144,24 +146,24 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         headers = {k: v for k, v in self.headers.items()}
         if path.startswith("/token"):
-            self._reply(200, {"Content-Type": "application/json"}, json.dumps({"token": TOKEN}).encode())
             self.server.record(Logged(method, path, "token", headers))
+            self._reply(200, {"Content-Type": "application/json"}, json.dumps({"token": TOKEN}).encode())
             return
         fault = self.server.take(method, path)
         if fault is not None and fault.action == "bearer":
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 realm = f"http://{self.server.host}/token"
                 challenge = f'Bearer realm="{realm}",service="proxy",scope="repository:x:pull"'
+                self.server.record(Logged(method, path, "fault 401", headers))
                 self._reply(401, {"WWW-Authenticate": challenge, "Content-Type": "application/json"},
                             b'{"errors":[{"code":"UNAUTHORIZED"}]}')
-                self.server.record(Logged(method, path, "fault 401", headers))
                 return
             fault.fired -= 1  # authorised requests do not use up the gate
             fault = None
         if fault is not None and fault.action == "status":
+            self.server.record(Logged(method, path, f"fault status {fault.status}", headers))
             self._reply(fault.status, {"Content-Type": "application/json", **fault.headers},
                         b'{"errors":[{"code":"INJECTED"}]}')
-            self.server.record(Logged(method, path, f"fault status {fault.status}", headers))
             return
         if fault is not None and fault.action == "drop":
             self.server.record(Logged(method, path, "fault drop", headers))
@@ -169,8 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, resp_headers, data = self._forward(method, path, body)
         if fault is None:
-            self._reply(status, resp_headers, b"" if method == "HEAD" else data, head=method == "HEAD")
             self.server.record(Logged(method, path, f"forwarded {status}", headers))
+            self._reply(status, resp_headers, b"" if method == "HEAD" else data, head=method == "HEAD")
             return
         self.server.record(Logged(method, path, f"fault {fault.action}", headers))
         self._send_head(status, resp_headers, len(data))
