@@ -64,6 +64,7 @@ class FullBase(Rule):
             for path in p.files:
                 info = ctx.tree.get(path)
                 frees[path] = info.size if info is not None else 0
+        frees.update(_base_docs(ctx, base_layers))
         total = sum(frees.values())
         names = ", ".join(p.name for p in pkgs[:12]) + (" ..." if len(pkgs) > 12 else "")
         os_name = ctx.os_info.pretty_name or ctx.os_info.id or "the base"
@@ -71,11 +72,26 @@ class FullBase(Rule):
         shipped = sum(t.size for t in ctx.trees) or 1
         share = f"; the base layers are {human(base_bytes)}, {base_bytes / shipped:.0%} of the image" if base_layers else ""
         return [self.finding(total, [f"var/lib/dpkg/info/{p.name}.list" for p in pkgs[:30]],
-                             f"{os_name} carries {len(pkgs)} build/dev packages a slim base leaves out "
-                             f"({names}): {human(total)}{share}", frees,
+                             f"{os_name} carries {len(pkgs)} build/dev packages ({names}) and docs a "
+                             f"slim base leaves out: {human(total)}{share}", frees,
                              data={"packages": [p.name for p in pkgs], "os": ctx.os_info.id,
                                    "os_version": ctx.os_info.version_id, "base_layers": base_layers,
                                    "base_bytes": base_bytes})]
+
+
+# What Debian's slim images (debian:*-slim, python:*-slim) exclude with dpkg path-exclude.
+_SLIM_EXCLUDED_DIRS = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
+
+
+def _base_docs(ctx: Context, base_layers: int) -> dict[str, int]:
+    """Docs, man pages and translations the base layers ship and a slim base leaves out
+    (the licence texts, ``copyright``, stay in slim images too)."""
+    frees: dict[str, int] = {}
+    for top in _SLIM_EXCLUDED_DIRS:
+        for info in ctx.tree.iter_under(top):
+            if info.layer < base_layers and info.size and not info.path.endswith("/copyright"):
+                frees[info.path] = info.size
+    return frees
 
 
 def _base_packages(ctx: Context, base_layers: int) -> set[str] | None:

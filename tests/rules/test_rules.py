@@ -253,3 +253,16 @@ def test_hf_cache_copy_needs_the_same_config() -> None:
     img = fx.hf_cache_copy()
     img.layers[1]["app/model/config.json"] = '{"model_type": "bert", "hidden_size": 768}'
     assert _findings("model-hf-cache-copy", img) == []
+
+
+def test_full_base_counts_the_docs_a_slim_base_leaves_out() -> None:
+    base = fx.full_base().layers[0]
+    docs = {"usr/share/doc/git/changelog.gz": 700_000, "usr/share/doc/git/copyright": 5_000,
+            "usr/share/man/man1/git.1.gz": 90_000, "usr/share/locale/de/LC_MESSAGES/git.mo": 600_000}
+    user = {"usr/share/doc/myapp/README": 10_000, "app/main.py": "print()\n"}
+    img = fx.Img([{**base, **docs}, user],
+                 history=["/bin/sh -c #(nop) ADD file:base in / ", "/bin/sh -c #(nop) CMD [\"python3\"]",
+                          "/bin/sh -c #(nop) COPY dir:app in / "])
+    (f,) = _findings("os-full-base", img)
+    # the base's docs, man pages and translations, not its licence texts nor the user's docs
+    assert f.bytes == 31 * fx.MB + 30_000 + 6 * fx.MB + 8 * fx.MB + 700_000 + 90_000 + 600_000
