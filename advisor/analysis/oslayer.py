@@ -24,6 +24,7 @@ class DebPackage:
     files: tuple[str, ...]  # regular files of the merged tree listed in its .list
     size_bytes: int  # real bytes of ``files``
     depends: tuple[str, ...] = ()
+    required: bool = False  # Essential: yes or Priority: required (every Debian base keeps it)
 
 
 # What a full (buildpack-deps) base adds over a slim one, and what a serving image never needs.
@@ -104,7 +105,9 @@ def read_dpkg(tree: FileTree) -> dict[str, DebPackage]:
         size_field = st.get("Installed-Size", "").strip()
         kib = int(size_field) if size_field.isdigit() else 0
         depends = _deps(st.get("Depends", "") + "," + st.get("Pre-Depends", ""))
-        packages[name] = DebPackage(name, st.get("Version", ""), kib * 1024, tuple(files), size, depends)
+        required = st.get("Essential", "") == "yes" or st.get("Priority", "") == "required"
+        packages[name] = DebPackage(name, st.get("Version", ""), kib * 1024, tuple(files), size,
+                                    depends, required)
     return packages
 
 
@@ -123,6 +126,25 @@ def is_build_package(name: str) -> bool:
     if name.endswith("-base"):  # gcc-12-base, perl-base: what even slim images keep
         return False
     return any(fnmatch.fnmatchcase(name, pat) for pat in BUILD_PACKAGE_PATTERNS)
+
+
+#: What a slim Python base holds beyond the required packages (python:3.11-slim is
+#: debian:bookworm-slim + CPython + ca-certificates; Debian's own python3 stands for CPython).
+SLIM_ROOTS = ("python3", "ca-certificates", "netbase", "tzdata")
+
+
+def slim_base_packages(packages: dict[str, DebPackage]) -> set[str]:
+    """The packages a slim Python base would keep: the required ones, the slim roots, and
+    everything they depend on (first alternative of each dependency)."""
+    keep: set[str] = set()
+    todo = [p.name for p in packages.values() if p.required] + [r for r in SLIM_ROOTS if r in packages]
+    while todo:
+        name = todo.pop()
+        if name in keep or name not in packages:
+            continue
+        keep.add(name)
+        todo.extend(packages[name].depends)
+    return keep
 
 
 def build_packages(packages: dict[str, DebPackage]) -> list[DebPackage]:

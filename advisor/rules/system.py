@@ -7,7 +7,13 @@ from collections import defaultdict
 from advisor.analysis.context import Context
 from advisor.analysis.dockerfile import apt_without_cleanup, copies_context, pip_without_no_cache
 from advisor.analysis.layer_rows import base_layer_count
-from advisor.analysis.oslayer import build_packages, installed_versions
+from advisor.analysis.oslayer import (
+    DebPackage,
+    build_packages,
+    installed_versions,
+    is_build_package,
+    slim_base_packages,
+)
 from advisor.rules.base import Finding, Rule, Severity, human, top_paths
 
 COMPILER_PACKAGES = ("gcc", "g++", "build-essential", "clang", "cpp", "gfortran")
@@ -60,7 +66,7 @@ class FullBase(Rule):
         if len(pkgs) < 3 or not any(is_compiler(p.name) or p.name.endswith("-dev") for p in pkgs):
             return []
         frees: dict[str, int] = {}
-        for p in pkgs:
+        for p in [*pkgs, *_beyond_slim(ctx, in_base)]:
             for path in p.files:
                 info = ctx.tree.get(path)
                 frees[path] = info.size if info is not None else 0
@@ -77,6 +83,16 @@ class FullBase(Rule):
                              data={"packages": [p.name for p in pkgs], "os": ctx.os_info.id,
                                    "os_version": ctx.os_info.version_id, "base_layers": base_layers,
                                    "base_bytes": base_bytes})]
+
+
+def _beyond_slim(ctx: Context, in_base: set[str] | None) -> list[DebPackage]:
+    """The base's other packages a slim Python base would not hold (runtime libraries of the
+    -dev packages, pip, wget, gnupg ...): not required, and no slim root depends on them."""
+    if not in_base:
+        return []
+    keep = slim_base_packages(ctx.dpkg)
+    return [p for name, p in sorted(ctx.dpkg.items())
+            if name in in_base and name not in keep and not is_build_package(name)]
 
 
 # What Debian's slim images (debian:*-slim, python:*-slim) exclude with dpkg path-exclude.

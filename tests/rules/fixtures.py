@@ -170,11 +170,17 @@ def hf_cache() -> Img:
                                 f"{repo}/snapshots/rev2/model.safetensors": symlink(f"{repo}/snapshots/rev2/model.safetensors", "../../blobs/aaa")}])
 
 
-def dpkg(packages: Mapping[str, Mapping[str, int]]) -> Files:
+# Priority: required in Debian itself: every base, slim or full, keeps them.
+REQUIRED = frozenset({"libc6", "base-files", "dpkg", "bash", "coreutils"})
+
+
+def dpkg(packages: Mapping[str, Mapping[str, int]], depends: Mapping[str, str] | None = None) -> Files:
     stanzas = []
     files: Files = {}
     for name, owned in packages.items():
-        stanzas.append(f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n"
+        extra = "Priority: required\n" if name in REQUIRED else ""
+        extra += f"Depends: {depends[name]}\n" if depends and name in depends else ""
+        stanzas.append(f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n{extra}"
                        f"Installed-Size: {sum(owned.values()) // 1024}\n")
         files[f"var/lib/dpkg/info/{name}.list"] = "/.\n" + "".join(f"/{p}\n" for p in owned)
         files.update(owned)

@@ -266,3 +266,21 @@ def test_full_base_counts_the_docs_a_slim_base_leaves_out() -> None:
     (f,) = _findings("os-full-base", img)
     # the base's docs, man pages and translations, not its licence texts nor the user's docs
     assert f.bytes == 31 * fx.MB + 30_000 + 6 * fx.MB + 8 * fx.MB + 700_000 + 90_000 + 600_000
+
+
+def test_full_base_counts_packages_a_slim_python_base_would_not_hold() -> None:
+    """Runtime libraries of the -dev packages, pip, wget: gone with a slim base; python3 and
+    what it depends on, and the required packages, stay."""
+    pkgs = fx.dpkg(
+        {"gcc-12": {"usr/libexec/gcc/x86_64-linux-gnu/12/cc1": 30 * fx.MB},
+         "libc6-dev": {"usr/include/stdio.h": 30_000}, "git": {"usr/bin/git": 4 * fx.MB},
+         "libglib2.0-0": {"usr/lib/x86_64-linux-gnu/libglib-2.0.so.0": 3 * fx.MB},
+         "wget": {"usr/bin/wget": 1 * fx.MB},
+         "python3": {"usr/bin/python3.11": 6 * fx.MB}, "libssl3": {"usr/lib/x86_64-linux-gnu/libssl.so.3": 2 * fx.MB},
+         "libc6": {"usr/lib/x86_64-linux-gnu/libc.so.6": 2 * fx.MB}},
+        depends={"python3": "libssl3 (>= 3), libc6", "libssl3": "libc6"})
+    img = fx.Img([{**fx.python_base(), **pkgs}, {"app/main.py": "print()\n"}],
+                 history=["/bin/sh -c #(nop) ADD file:base in / ", "/bin/sh -c #(nop) CMD [\"python3\"]",
+                          "/bin/sh -c #(nop) COPY dir:app in / "])
+    (f,) = _findings("os-full-base", img)
+    assert f.bytes == 30 * fx.MB + 30_000 + 4 * fx.MB + 3 * fx.MB + 1 * fx.MB
