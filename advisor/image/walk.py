@@ -108,7 +108,25 @@ def _seekable(stream: Any) -> bool:
         return False
 
 
-class _Prefixed:
+class _ForwardStream:
+    """The file-object surface the decompressors need from a forward-only ``read``."""
+
+    def read(self, n: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
+class _Prefixed(_ForwardStream):
     """``prefix`` then the rest of ``stream``: peeking at magic bytes of an unseekable stream."""
 
     def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
@@ -126,16 +144,6 @@ class _Prefixed:
             out += self._stream.read(n - len(out))
         return out
 
-    def readinto(self, buf: Any) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
 
     def close(self) -> None:
         return None
@@ -493,7 +501,7 @@ def walk_layer(
 # -- every layer of an image --------------------------------------------------------------------
 
 
-class _Counting:
+class _Counting(_ForwardStream):
     """A read-through stream that reports how many compressed bytes have gone by."""
 
     def __init__(self, raw: BinaryIO, tick: Callable[[int], None]) -> None:
@@ -506,16 +514,6 @@ class _Counting:
             self._tick(len(data))
         return data
 
-    def readinto(self, buf: Any) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
 
     def close(self) -> None:
         self._raw.close()
