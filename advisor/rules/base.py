@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from advisor.analysis.context import Context
+from advisor.analysis.filetree import FileTree
 from advisor.errors import UsageError
 
 
@@ -76,6 +77,16 @@ class Rule:
 
 
 MAX_EVIDENCE = 50
+
+
+def sizes_in(tree: FileTree, paths: Iterable[str]) -> dict[str, int]:
+    """Each path's bytes in the merged tree (0 once a later layer removed it): a finding's
+    ``frees``."""
+    out: dict[str, int] = {}
+    for path in paths:
+        info = tree.get(path)
+        out[path] = info.size if info is not None else 0
+    return out
 
 
 def top_paths(frees: Mapping[str, int], limit: int = MAX_EVIDENCE) -> list[str]:

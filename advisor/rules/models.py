@@ -10,7 +10,7 @@ from advisor.analysis.models import (
     hf_cache_copies,
     stale_hf_blobs,
 )
-from advisor.rules.base import Finding, Rule, Severity, human
+from advisor.rules.base import Finding, Rule, Severity, human, sizes_in
 
 FORMAT_PREFERENCE = ("safetensors", "onnx", "pytorch", "tensorflow", "flax")
 
@@ -31,10 +31,8 @@ class DuplicateFormats(Rule):
             frees = {}
             for fmt, files in fs.formats.items():
                 if fmt != keep:
-                    for p in files:
-                        real = ctx.tree.resolve(p)  # a hub snapshot links to its blob
-                        info = ctx.tree.get(real)
-                        frees[real] = info.size if info is not None else 0
+                    # a hub snapshot links to its blob
+                    frees.update(sizes_in(ctx.tree, (ctx.tree.resolve(p) for p in files)))
             drop = sorted(f for f in fs.formats if f != keep)
             total = sum(frees.values())
             if total == 0:
@@ -74,7 +72,7 @@ class StaleHfCache(Rule):
     def evaluate(self, ctx: Context) -> list[Finding]:
         out = []
         for s in stale_hf_blobs(ctx.tree):
-            frees = {p: (ctx.tree.get(p).size if ctx.tree.get(p) else 0) for p in s.paths}  # type: ignore[union-attr]
+            frees = sizes_in(ctx.tree, s.paths)
             out.append(self.finding(s.size_bytes, list(s.paths), f"{len(s.paths)} stale blob(s) in /{s.repo}: {human(s.size_bytes)}", frees))
         return out
 
@@ -89,7 +87,7 @@ class HfCacheCopy(Rule):
     def evaluate(self, ctx: Context) -> list[Finding]:
         out = []
         for c in hf_cache_copies(ctx.tree):
-            frees = {p: (ctx.tree.get(p).size if ctx.tree.get(p) else 0) for p in c.blobs}  # type: ignore[union-attr]
+            frees = sizes_in(ctx.tree, c.blobs)
             out.append(self.finding(
                 c.size_bytes, [c.repo, c.copy],
                 f"/{c.repo} caches the model also copied to /{c.copy} (same config.json): {human(c.size_bytes)} "

@@ -14,7 +14,7 @@ from advisor.analysis.oslayer import (
     is_build_package,
     slim_base_packages,
 )
-from advisor.rules.base import Finding, Rule, Severity, human, top_paths
+from advisor.rules.base import Finding, Rule, Severity, human, sizes_in, top_paths
 
 COMPILER_PACKAGES = ("gcc", "g++", "build-essential", "clang", "cpp", "gfortran")
 
@@ -67,9 +67,7 @@ class FullBase(Rule):
             return []
         frees: dict[str, int] = {}
         for p in [*pkgs, *_beyond_slim(ctx, in_base)]:
-            for path in p.files:
-                info = ctx.tree.get(path)
-                frees[path] = info.size if info is not None else 0
+            frees.update(sizes_in(ctx.tree, p.files))
         frees.update(_base_docs(ctx, base_layers))
         total = sum(frees.values())
         names = ", ".join(p.name for p in pkgs[:12]) + (" ..." if len(pkgs) > 12 else "")
@@ -219,9 +217,7 @@ class NoMultiStage(Rule):
             return []
         frees: dict[str, int] = {}
         for n in compilers:
-            for path in ctx.dpkg[n].files:
-                info = ctx.tree.get(path)
-                frees[path] = info.size if info is not None else 0
+            frees.update(sizes_in(ctx.tree, ctx.dpkg[n].files))
         total = sum(frees.values())
         return [self.finding(total, [f"var/lib/dpkg/info/{n}.list" for n in compilers],
                              f"compilers installed in the final image ({', '.join(compilers)}: {human(total)}): "
