@@ -117,48 +117,54 @@ def _base_packages(ctx: Context, base_layers: int) -> set[str] | None:
     return set(installed_versions(status)) if status is not None else None
 
 
-class PipNoCacheDir(Rule):
+class _RunLeavesCache(Rule):
+    """A RUN step whose command leaves a package manager's cache in its own layer."""
+
+    markers: tuple[str, ...] = ()
+    leaves: str = ""
+
+    def matches(self, arguments: str, ctx: Context) -> bool:
+        raise NotImplementedError
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        out = []
+        for step in ctx.steps:
+            if step.instruction != "RUN" or not self.matches(step.arguments, ctx):
+                continue
+            frees = _layer_cache_files(ctx, step.layer, self.markers)
+            total = sum(frees.values())
+            if total == 0:
+                continue  # the cache went away in the same RUN: nothing shipped
+            out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
+                                    f"step {step.index}: `{step.line[:120]}` {self.leaves} ({human(total)} in layer {step.layer})",
+                                    frees, data={"step": step.index, "layer": step.layer}))
+        return out
+
+
+class PipNoCacheDir(_RunLeavesCache):
     id = "dockerfile-pip-cache"
     severity = Severity.LOW
     title = "RUN pip install without --no-cache-dir"
     category = "caches"
     recommendation = "clean-caches"
+    markers = ("/.cache/pip/",)
+    leaves = "keeps pip's cache"
 
-    def evaluate(self, ctx: Context) -> list[Finding]:
-        out = []
-        for step in ctx.steps:
-            if step.instruction != "RUN" or not pip_without_no_cache(step.arguments, ctx.facts.env):
-                continue
-            frees = _layer_cache_files(ctx, step.layer, ("/.cache/pip/",))
-            total = sum(frees.values())
-            if total == 0:
-                continue  # the cache went away in the same RUN: nothing shipped
-            out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
-                                    f"step {step.index}: `{step.line[:120]}` keeps pip's cache ({human(total)} in layer {step.layer})",
-                                    frees, data={"step": step.index, "layer": step.layer}))
-        return out
+    def matches(self, arguments: str, ctx: Context) -> bool:
+        return pip_without_no_cache(arguments, ctx.facts.env)
 
 
-class AptNoCleanup(Rule):
+class AptNoCleanup(_RunLeavesCache):
     id = "dockerfile-apt-no-cleanup"
     severity = Severity.LOW
     title = "RUN apt-get install without removing /var/lib/apt/lists in the same RUN"
     category = "caches"
     recommendation = "clean-caches"
+    markers = ("var/lib/apt/lists/", "var/cache/apt/")
+    leaves = "leaves apt lists/caches"
 
-    def evaluate(self, ctx: Context) -> list[Finding]:
-        out = []
-        for step in ctx.steps:
-            if step.instruction != "RUN" or not apt_without_cleanup(step.arguments):
-                continue
-            frees = _layer_cache_files(ctx, step.layer, ("var/lib/apt/lists/", "var/cache/apt/"))
-            total = sum(frees.values())
-            if total == 0:
-                continue
-            out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
-                                    f"step {step.index}: `{step.line[:120]}` leaves apt lists/caches ({human(total)} in layer {step.layer})",
-                                    frees, data={"step": step.index, "layer": step.layer}))
-        return out
+    def matches(self, arguments: str, ctx: Context) -> bool:
+        return apt_without_cleanup(arguments)
 
 
 def _layer_cache_files(ctx: Context, layer: int | None, markers: tuple[str, ...]) -> dict[str, int]:
