@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -174,38 +175,11 @@ def test_unsupported_task_is_refused(tmp_path: Path, tiny_artifacts: Path) -> No
         Classifier(str(tmp_path))
 
 
-def test_process_serves_then_stops_gracefully_on_sigterm(tiny_artifacts: Path) -> None:
+@contextlib.contextmanager
+def server_process(artifacts: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``python -m advisor.serve`` on a free port; killed on the way out if still running."""
     env = os.environ | {
-        "MODEL_DIR": str(tiny_artifacts),
-        "PORT": "0",
-        "HOST": "127.0.0.1",
-        "PYTHONPATH": str(REPO),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "advisor.serve"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        port = int(re.search(r":(\d+) ", line).group(1))  # type: ignore[union-attr]
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("POST", "/predict", body=b'{"text": "hi"}')
-        assert conn.getresponse().status == 200
-        conn.close()
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        assert time.monotonic() - t0 < 5
-        assert "stopped" in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def test_idle_keep_alive_clients_do_not_delay_sigterm(tiny_artifacts: Path) -> None:
-    env = os.environ | {
-        "MODEL_DIR": str(tiny_artifacts),
+        "MODEL_DIR": str(artifacts),
         "PORT": "0",
         "HOST": "127.0.0.1",
         "PYTHONPATH": str(REPO),
@@ -216,6 +190,28 @@ def test_idle_keep_alive_clients_do_not_delay_sigterm(tiny_artifacts: Path) -> N
     try:
         assert proc.stderr is not None
         port = int(re.search(r":(\d+) ", proc.stderr.readline()).group(1))  # type: ignore[union-attr]
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_process_serves_then_stops_gracefully_on_sigterm(tiny_artifacts: Path) -> None:
+    with server_process(tiny_artifacts) as (proc, port):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/predict", body=b'{"text": "hi"}')
+        assert conn.getresponse().status == 200
+        conn.close()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 5
+        assert proc.stderr is not None and "stopped" in proc.stderr.read()
+
+
+def test_idle_keep_alive_clients_do_not_delay_sigterm(tiny_artifacts: Path) -> None:
+    with server_process(tiny_artifacts) as (proc, port):
         idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         idle.request("GET", "/health")
         assert idle.getresponse().read()  # the connection stays open, idle
@@ -224,10 +220,6 @@ def test_idle_keep_alive_clients_do_not_delay_sigterm(tiny_artifacts: Path) -> N
         assert proc.wait(timeout=10) == 0
         assert time.monotonic() - t0 < 3
         idle.close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_connections_beyond_the_limit_get_503(classifier: Classifier) -> None:
