@@ -95,6 +95,29 @@ def random_feeds(arch: ArchSpec, batch: int, sequence: int, vocab: int, seed: in
     return {name: feeds[name] for name in arch.inputs}
 
 
+def full_feeds(arch: ArchSpec, batch: int, sequence: int, vocab: int) -> dict[str, Any]:
+    """Unpadded token ids: a packed batch, what latency is timed on."""
+    feeds = random_feeds(arch, batch, sequence, vocab, seed=batch * 1000 + sequence)
+    if "attention_mask" in feeds:
+        feeds["attention_mask"][:] = 1
+    return feeds
+
+
+def median_ms(session: Any, feeds: Mapping[str, Any], runs: int, warmup: int = 2) -> float:
+    """Median wall milliseconds of one ``session.run`` after ``warmup`` untimed runs."""
+    import statistics
+    import time
+
+    for _ in range(warmup):
+        session.run(None, feeds)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, feeds)
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return statistics.median(samples)
+
+
 def torch_outputs(model: Any, task: TaskSpec, feeds: Mapping[str, Any]) -> Any:
     import torch
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import AdvisorError, BadInputError, ExportError
+from advisor.errors import AdvisorError, BadInputError, ExportError, UsageError
 from advisor.export import ExportConfig, export_model
 from tests.export.conftest import TinyFactory
 from tests.export.tiny import SENTENCES, write_csv
@@ -100,6 +100,14 @@ def test_accuracy_gate_refuses_to_publish(tiny_model: TinyFactory, tmp_path: Pat
         _run(tiny_model("bert", "text-classification"), tmp_path / "out", data_csv=data,
              max_accuracy_drop=-1.0)
     assert "--max-accuracy-drop" in info.value.hint
+    assert not (tmp_path / "out").exists()
+
+
+def test_fused_int8_without_fusion_is_a_usage_error(tiny_model: TinyFactory, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--no-optimize") as info:
+        _run(tiny_model("bert", "text-classification"), tmp_path / "out", optimize=False,
+             int8_graph="fused")
+    assert info.value.exit_code == 2
     assert not (tmp_path / "out").exists()
 
 

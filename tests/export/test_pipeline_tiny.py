@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,24 @@ def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tm
     assert serving["task"] == task and serving["architecture"] == arch
     assert serving["inputs"] == list(ARCHITECTURES[arch].inputs)
     assert serving["outputs"] == [TASKS[task].output]
-    assert serving["quantization"] == "int8" and serving["optimization"] == "fused"
+    assert serving["quantization"] == "int8"
+    int8 = result.validation["int8"]
+    assert serving["optimization"] == ("fused" if int8["graph"] == "fused" else "none")
+    # auto: both graphs quantised; the much bigger one dropped, the others timed, the faster shipped
+    candidates = int8["candidates"]
+    assert sorted(c["graph"] for c in candidates) == ["fused", "unfused"]
+    assert [c["graph"] for c in candidates if c["chosen"]] == [int8["graph"]]
+    smallest = min(c["size_bytes"] for c in candidates)
+    eligible = [c for c in candidates if c["size_bytes"] <= 1.25 * smallest]
+    assert [c for c in candidates if c["rejected"]] == [c for c in candidates if c not in eligible]
+    if len(eligible) > 1:
+        assert all(set(c["latency_ms"]) == {"b1_s64", "b8_s64"} for c in eligible)
+        times = {c["graph"]: math.prod(c["latency_ms"].values()) for c in eligible}
+        assert int8["graph"] == min(times, key=times.__getitem__)
+    else:
+        assert int8["graph"] == eligible[0]["graph"]
+    chosen = next(c for c in candidates if c["chosen"])
+    assert result.validation["sizes_bytes"]["onnx_int8"] == chosen["size_bytes"] == result.size_bytes
     assert serving["onnx_sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     assert serving["onnx_sha256"] == result.onnx_sha256
     labels = json.loads((out / "labels.json").read_text())
@@ -105,6 +123,22 @@ def test_artifacts_serve_without_torch(tiny_model: TinyFactory, tmp_path: Path, 
     assert shape[:2] == ([2, 2] if task == "text-classification" else [2, 64])
 
 
+@pytest.mark.parametrize(("graph", "optimization"), [("fused", "fused"), ("unfused", "none")])
+def test_int8_graph_is_chosen_by_the_user(tiny_model: TinyFactory, tmp_path: Path, graph: str,
+                                          optimization: str) -> None:
+    out = tmp_path / "a"
+    result = _export(tiny_model("bert", "text-classification"), out, int8_graph=graph)
+    ops = result.validation["operators"]
+    assert ("QAttention" in ops) == (graph == "fused")
+    assert ops.get("MatMulInteger", 0) > (4 if graph == "unfused" else 0)
+    (candidate,) = result.validation["int8"]["candidates"]
+    assert candidate == {"graph": graph, "chosen": True, "latency_ms": {}, "accuracy": None,
+                         "rejected": None, "size_bytes": result.validation["sizes_bytes"]["onnx_int8"]}
+    assert result.optimization == optimization
+    assert json.loads((out / "serving.json").read_text())["optimization"] == optimization
+    assert [p["variant"] for p in result.validation["parity"]] == ["fp32", "fp32-fused", f"int8-{graph}"]
+
+
 def test_accuracy_and_agreement_on_labelled_csv(tiny_model: TinyFactory, tmp_path: Path) -> None:
     rows = [(t, LABELS[y] if i % 2 else y) for i, (t, y) in enumerate(SENTENCES)]  # names or ids
     data = write_csv(tmp_path / "data.csv", rows)
@@ -117,6 +151,8 @@ def test_accuracy_and_agreement_on_labelled_csv(tiny_model: TinyFactory, tmp_pat
     assert acc["accuracy"]["fp32"] == acc["accuracy"]["torch"]
     assert result.fp32_accuracy == acc["accuracy"]["fp32"]
     assert result.validation["gate"]["checked"] is True
+    chosen = [c for c in result.validation["int8"]["candidates"] if c["chosen"]]
+    assert [c["accuracy"] for c in chosen] == [acc["accuracy"]["int8"]]
 
 
 def test_limit_caps_validation_rows(tiny_model: TinyFactory, tmp_path: Path) -> None:
