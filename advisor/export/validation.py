@@ -103,19 +103,29 @@ def full_feeds(arch: ArchSpec, batch: int, sequence: int, vocab: int) -> dict[st
     return feeds
 
 
-def median_ms(session: Any, feeds: Mapping[str, Any], runs: int, warmup: int = 2) -> float:
-    """Median wall milliseconds of one ``session.run`` after ``warmup`` untimed runs."""
+def interleaved_ms(sessions: Sequence[Any], feeds: Mapping[str, Any], runs: int,
+                   min_seconds: float = 0.0, warmup: int = 2) -> list[float]:
+    """Median wall milliseconds of ``session.run`` per session, timed in turns.
+
+    Runs alternate between the sessions (A B A B ...), so a noisy neighbour or a CPU-frequency
+    change slows every candidate alike instead of whichever happened to run then. At least
+    ``runs`` turns, and more until ``min_seconds`` have passed: a burst of load then lands in a
+    minority of the samples even for fast shapes.
+    """
     import statistics
     import time
 
-    for _ in range(warmup):
-        session.run(None, feeds)
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        session.run(None, feeds)
-        samples.append((time.perf_counter() - started) * 1000.0)
-    return statistics.median(samples)
+    for session in sessions:
+        for _ in range(warmup):
+            session.run(None, feeds)
+    samples: list[list[float]] = [[] for _ in sessions]
+    deadline = time.perf_counter() + min_seconds
+    while len(samples[0]) < runs or time.perf_counter() < deadline:
+        for i, session in enumerate(sessions):
+            started = time.perf_counter()
+            session.run(None, feeds)
+            samples[i].append((time.perf_counter() - started) * 1000.0)
+    return [statistics.median(s) for s in samples]
 
 
 def torch_outputs(model: Any, task: TaskSpec, feeds: Mapping[str, Any]) -> Any:

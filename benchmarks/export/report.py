@@ -78,6 +78,100 @@ def model_section(model: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _p50(model: dict[str, Any], name: str, case: str) -> float | None:
+    v = model["variants"].get(name) or {}
+    return v.get("latency_ms", {}).get(case, {}).get("p50")
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def targets(model: dict[str, Any]) -> list[str]:
+    """The issue's targets, checked against this run's numbers (p50, both shapes)."""
+    cases = ["b1_s128", "b8_s128"]
+    speed = model.get("speedup_vs_torch", {})
+    acc = ((model.get("accuracy") or {}).get("accuracy")) or {}
+    fp32 = model["variants"]["onnx-fp32-fused"]
+    lines = ["### Targets", ""]
+    fp32_speed = [speed["onnx-fp32-fused"][c] for c in cases]
+    diff = fp32["max_abs_logit_diff_vs_torch"]
+    lines.append(f"- optimised fp32 >= 1.3x torch: {_verdict(min(fp32_speed) >= 1.3)} "
+                 f"({' / '.join(f'{x}x' for x in fp32_speed)} at {' / '.join(cases)}); "
+                 f"max abs logit diff {diff:.1e} {_verdict(diff <= 1e-4)}"
+                 + (f"; accuracy {acc['fp32']:.1%} vs torch {acc['torch']:.1%} "
+                    f"{_verdict(acc['fp32'] == acc['torch'])}" if acc else "") + ".")
+    int8_speed = [speed["onnx-int8"][c] for c in cases]
+    lines.append(f"- int8 >= 3x torch: {_verdict(min(int8_speed) >= 3.0)} "
+                 f"({' / '.join(f'{x}x' for x in int8_speed)}).")
+    if acc:
+        drop = 100 * (acc["fp32"] - acc["int8"])
+        lines.append(f"- int8 accuracy within 1 point of fp32: {_verdict(drop <= 1.0)} "
+                     f"({acc['int8']:.1%} vs {acc['fp32']:.1%}).")
+    theirs = "optimum-best-int8 (ORTModel)"
+    if theirs in model["variants"] and "latency_ms" in model["variants"][theirs]:
+        pairs = [(_p50(model, "onnx-int8", c), _p50(model, theirs, c)) for c in cases]
+        ok = all(o is not None and t is not None and o <= t for o, t in pairs)
+        raw = [_p50(model, "optimum-best-int8 (raw session)", c) for c in cases]
+        lines.append(f"- int8 at least as fast as Optimum's best quantised ORTModel: {_verdict(ok)} ("
+                     + "; ".join(f"{c}: {o:.1f} vs {t:.1f} ms, {r:.1f} ms in a raw session"
+                                 for c, (o, t), r in zip(cases, pairs, raw, strict=True)
+                                 if o is not None and t is not None and r is not None) + ").")
+    return lines
+
+
+def peers_section(model: dict[str, Any]) -> list[str]:
+    """advisor's export beside Optimum's: time, parity, latency, inference environment."""
+    peers = model.get("peers") or {}
+    ours, theirs = peers.get("advisor"), peers.get("optimum")
+    if not ours or not theirs:
+        return []
+    v = model["variants"]
+    acc = ((model.get("accuracy") or {}).get("accuracy")) or {}
+    best = v.get("optimum-best-int8 (ORTModel)", {})
+
+    def env(side: dict[str, Any]) -> str:
+        return f"{side['inference_env']['total_bytes'] / 1e6:,.0f} MB"
+
+    def imports(side: dict[str, Any]) -> str:
+        return ", ".join(side["serving_imports"]) or "none"
+
+    rows = [
+        ("export wall time", f"{ours['export_s']:.1f} s (export, parity at 3 shapes x 4 graphs, "
+         "fusion, 2 int8 candidates timed, 1,000-row accuracy)",
+         f"{theirs['export_and_quantize_s']:.1f} s (export {theirs['export_s']:.1f} s + "
+         f"quantise {best.get('preset', '?')}; no validation)"),
+        ("fp32 max abs logit diff vs torch",
+         f"{v['onnx-fp32-fused']['max_abs_logit_diff_vs_torch']:.1e} (fused)",
+         f"{v.get('optimum-fp32 (raw session)', {}).get('max_abs_logit_diff_vs_torch', float('nan')):.1e}"),
+        ("int8 b1_s128 / b8_s128 p50",
+         " / ".join(f"{_p50(model, 'onnx-int8', c) or 0:.1f}" for c in ("b1_s128", "b8_s128")) + " ms",
+         " / ".join(f"{_p50(model, 'optimum-best-int8 (ORTModel)', c) or 0:.1f}"
+                    for c in ("b1_s128", "b8_s128")) + " ms (ORTModel)"),
+        ("int8 accuracy", f"{acc['int8']:.1%}" if acc else "-",
+         f"{best['accuracy']:.1%}" if best.get("accuracy") is not None else "-"),
+        ("inference environment", env(ours) + " (onnxruntime, numpy, tokenizers)",
+         env(theirs) + " (optimum-onnx[onnxruntime] and its closure)"),
+        ("heavy modules a prediction imports", imports(ours), imports(theirs)),
+    ]
+    lines = ["### advisor export beside Optimum", "", "| | advisor | Optimum |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return ["", *lines]
+
+
+def int8_choice(model: dict[str, Any]) -> list[str]:
+    int8 = model["export_validation"].get("int8") or {}
+    if not int8:
+        return []
+    parts = []
+    for c in int8["candidates"]:
+        timing = ", ".join(f"{k} {v:.1f} ms" for k, v in c["latency_ms"].items())
+        why = f"; rejected: {c['rejected']}" if c.get("rejected") else ""
+        parts.append(f"{c['graph']} ({c['size_bytes'] / 1e6:.1f} MB{', ' + timing if timing else ''}{why})")
+    return ["", f"int8 graph shipped: **{int8['graph']}** (selection {int8['selection']}; "
+            f"timed in the export: {'; '.join(parts)})."]
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -88,13 +182,17 @@ def render(report: dict[str, Any]) -> str:
         f"{m['transformers']}. Load average at start {m['loadavg_start'][0]:.1f}, at end "
         f"{m['loadavg_end'][0]:.1f} (a shared machine: treat small differences as noise).",
         "Each variant runs in its own process; p50 of 30 (b1) or 10 (b8) runs after 5 warm-up "
-        "runs, on real held-out sentences packed to exactly 128 tokens.",
+        "runs, on real held-out sentences packed to exactly 128 tokens. Every variant is timed "
+        f"in {report.get('rounds', 1)} rounds with the order rotated: the p50 shown is the median "
+        "of the rounds' p50s, the (min) the fastest run of all.",
         "",
         TARGETS,
         "",
     ]
     for model in report["models"].values():
-        lines += [*model_section(model), ""]
+        lines += [*model_section(model), *int8_choice(model), *peers_section(model), ""]
+        if model.get("accuracy"):
+            lines += [*targets(model), ""]
     return "\n".join(lines) + "\n"
 
 

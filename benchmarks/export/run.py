@@ -17,10 +17,12 @@ import csv
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,7 @@ def bench_model(
     with_exporters: bool,
 ) -> dict[str, Any]:
     work.mkdir(parents=True)
+    started = time.monotonic()
     int8 = export_model(
         ExportConfig(
             model_dir=model_dir,
@@ -158,6 +161,7 @@ def bench_model(
             data_csv=data_csv if with_accuracy else None,
         )
     )
+    export_seconds = time.monotonic() - started
     fp32 = export_model(
         ExportConfig(model_dir=model_dir, artifacts_dir=work / "fp32", quantize="none")
     )
@@ -168,25 +172,35 @@ def bench_model(
     }
     if with_exporters:
         variants.update(exporter_variants(model_dir, work / "exporters"))
-    latency: dict[str, Any] = {}
-    torch_t, torch_out = worker("torch", model_dir, feeds, work / "torch.json")
-    latency["torch-eager"] = {
-        "latency_ms": torch_t,
-        "size_bytes": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
-    }
-    for vname, info in variants.items():
-        t, out = worker("onnx", info["path"], feeds, work / f"{vname}.json")
-        diff = max(float(np.abs(out[c] - torch_out[c]).max()) for c in CASES)
-        latency[vname] = {
-            **{k: v for k, v in info.items() if k != "path"},
-            "latency_ms": t,
-            "max_abs_logit_diff_vs_torch": diff,
-            "size_bytes": size_of(Path(info["path"])),
-        }
+    jobs: dict[str, Job] = {"torch-eager": Job("torch", model_dir)}
+    jobs.update({vname: Job("onnx", Path(info["path"])) for vname, info in variants.items()})
+    peers: dict[str, Any] = {"advisor": advisor_side(work / "int8", export_seconds)}
+    built: dict[str, Any] = {}
     if not args.skip_optimum:
-        latency.update(
-            optimum(model_dir, feeds, work, data_csv if with_accuracy else None, torch_out)
-        )
+        built = optimum_build(model_dir, feeds, work, data_csv if with_accuracy else None)
+        jobs.update(built.pop("jobs", {}))
+        peers["optimum"] = built.pop("peer", None)
+    timings, outputs = rounds(jobs, feeds, work / "timings", args.rounds)
+    ref = outputs["torch-eager"]
+    latency: dict[str, Any] = {
+        "torch-eager": {
+            "latency_ms": timings["torch-eager"],
+            "size_bytes": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")),
+        }
+    }
+    for vname, job in jobs.items():
+        if vname == "torch-eager":
+            continue
+        meta = {k: v for k, v in {**variants.get(vname, {}), **built.get(vname, {})}.items()
+                if k != "path"}
+        latency[vname] = {
+            **meta,
+            "latency_ms": timings[vname],
+            "max_abs_logit_diff_vs_torch": max(
+                float(np.abs(outputs[vname][c] - ref[c]).max()) for c in CASES),
+            "size_bytes": size_of(job.path) if job.path.is_file() else meta.get("size_bytes"),
+        }
+    latency.update({k: v for k, v in built.items() if k not in latency})  # errors
     report = {
         "model": name,
         "model_dir": str(model_dir),
@@ -196,50 +210,122 @@ def bench_model(
             "fused_operators": dict(int8.fused_operators),
             "parity": int8.validation["parity"],
             "timings_s": int8.validation["timings_s"],
+            "int8": int8.validation.get("int8"),
         },
+        "peers": peers,
     }
     report["speedup_vs_torch"] = speedups(latency)
     report["speedup_vs_torch_min"] = speedups(latency, "min")
     return report
 
 
-def optimum(
-    model_dir: Path, feeds: Path, work: Path, data: Path | None, torch_out: dict[str, np.ndarray]
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Job:
+    """One timed variant: a worker mode, its model, the interpreter that runs it."""
+
+    mode: str
+    path: Path
+    python: str = sys.executable
+
+
+def rounds(
+    jobs: dict[str, Job], feeds: Path, work: Path, count: int
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Every job once per round, the order rotated each round; per case the median of the
+    rounds' p50s (and p90s) and the overall min. A burst of load then costs one round of one
+    variant, not the comparison. Outputs come from the first round (parity)."""
+    work.mkdir(parents=True, exist_ok=True)
+    names = list(jobs)
+    per_round: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    outputs: dict[str, dict[str, np.ndarray]] = {}
+    for r in range(count):
+        shift = r % len(names)
+        for n in names[shift:] + names[:shift]:
+            job = jobs[n]
+            slug = "".join(ch if ch.isalnum() else "-" for ch in n)
+            t, out = worker(job.mode, job.path, feeds, work / f"{slug}-{r}.json", job.python)
+            per_round[n].append(t)
+            outputs.setdefault(n, out)
+    merged = {
+        n: {
+            c: {
+                "p50": statistics.median(t[c]["p50"] for t in ts),
+                "p90": statistics.median(t[c]["p90"] for t in ts),
+                "min": min(t[c]["min"] for t in ts),
+                "runs": sum(t[c]["runs"] for t in ts),
+                "rounds": len(ts),
+            }
+            for c in CASES
+        }
+        for n, ts in per_round.items()
+    }
+    return merged, outputs
+
+
+def optimum_build(model_dir: Path, feeds: Path, work: Path, data: Path | None) -> dict[str, Any]:
+    """Optimum's export and quantisation presets (its own pick of the best), as timing jobs."""
     python = os.environ.get("OPTIMUM_PYTHON", "/work/venv-optimum/bin/python")
     if not Path(python).exists():
         return {"optimum": {"error": f"{python} not found: create the venv (see report.md)"}}
     extra = ["--workdir", str(work / "optimum")] + (["--data", str(data)] if data else [])
     (work / "optimum").mkdir()
     try:
-        t, out = worker("optimum", model_dir, feeds, work / "optimum.json", python, *extra)
+        t, _ = worker("optimum", model_dir, feeds, work / "optimum.json", python, *extra)
     except RuntimeError as e:
         return {"optimum": {"error": str(e)[-1500:]}}
     best = t["best"]
-    result: dict[str, Any] = {
+    best_dir = work / "optimum" / best
+    size = t["variants"][best]["size_bytes"]
+    serve = envsize(python, "serve", "optimum", str(best_dir), str(model_dir))
+    return {
+        "jobs": {
+            "optimum-fp32 (raw session)": Job("onnx", Path(t["fp32_onnx"])),
+            "optimum-best-int8 (ORTModel)": Job("ortmodel", best_dir, python),
+            # the same quantised file in a raw session, like advisor's int8 is timed
+            "optimum-best-int8 (raw session)": Job("onnx", Path(t["variants"][best]["onnx"])),
+        },
         "optimum-best-int8 (ORTModel)": {
             "preset": best,
-            "latency_ms": {c: t[c] for c in CASES},
             "accuracy": t["variants"][best].get("accuracy"),
-            "size_bytes": t["variants"][best]["size_bytes"],
-            "max_abs_logit_diff_vs_torch": max(
-                float(np.abs(out[c] - torch_out[c]).max()) for c in CASES
-            ),
+            "size_bytes": size,
             "all_presets": {
                 n: {"latency_ms": v["latency_ms"], "accuracy": v.get("accuracy")}
                 for n, v in t["variants"].items()
             },
             "failed_presets": t.get("errors", {}),
-        }
+        },
+        "optimum-best-int8 (raw session)": {"preset": best},
+        "peer": {
+            "preset": best,
+            "export_s": round(t["seconds"]["export"], 2),
+            "export_and_quantize_s": round(
+                t["seconds"]["export"] + t["seconds"][f"quantize {best}"], 2),
+            "seconds": {k: round(v, 2) for k, v in t["seconds"].items()},
+            "inference_env": envsize(python, "size", "optimum-onnx[onnxruntime]"),
+            "serving_imports": serve["imported"],
+        },
     }
-    # the same quantised file in a raw session, like advisor's int8 is timed
-    raw_t, _ = worker("onnx", Path(t["variants"][best]["onnx"]), feeds, work / "optimum-raw.json")
-    result["optimum-best-int8 (raw session)"] = {
-        "preset": best,
-        "latency_ms": raw_t,
-        "size_bytes": t["variants"][best]["size_bytes"],
+
+
+def envsize(python: str, *args: str) -> dict[str, Any]:
+    """benchmarks/export/envsize.py run by ``python`` (the environment it measures)."""
+    proc = subprocess.run([python, str(HERE / "envsize.py"), *args], capture_output=True,
+                          text=True, check=False, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"envsize {args[0]} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def advisor_side(artifacts: Path, export_seconds: float) -> dict[str, Any]:
+    """advisor's export time and the environment its server needs (what the slim image holds)."""
+    from advisor.build.wheels import SERVING_PACKAGES
+
+    serve = envsize(sys.executable, "serve", "advisor", str(artifacts))
+    return {
+        "export_s": round(export_seconds, 2),  # export + parity + fusion + both int8 + accuracy
+        "inference_env": envsize(sys.executable, "size", *SERVING_PACKAGES, "--no-deps"),
+        "serving_imports": serve["imported"],
     }
-    return result
 
 
 def speedups(latency: dict[str, Any], stat: str = "p50") -> dict[str, dict[str, float]]:
@@ -255,6 +341,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="the CI sentiment recipe")
     parser.add_argument("--skip-optimum", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="time every variant this many times, order rotated (median kept)")
     parser.add_argument("--models", default="sentiment-minilm,bert-base-random",
                         help="comma-separated; results merge into an existing report.json")
     parser.add_argument("--out", type=Path, default=HERE)
@@ -275,7 +363,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "report.json"
     report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    report.update(schema_version=1, threads=THREADS, cases=list(CASES))
+    report.update(schema_version=1, threads=THREADS, cases=list(CASES), rounds=args.rounds)
     report.setdefault("models", {})
     with tempfile.TemporaryDirectory(prefix="advisor-bench-export-") as tmp:
         for name in wanted:

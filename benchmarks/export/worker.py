@@ -3,6 +3,7 @@
     python worker.py torch   MODEL_DIR  FEEDS.npz OUT.json [--threads 2]
     python worker.py onnx    MODEL.onnx FEEDS.npz OUT.json
     python worker.py optimum MODEL_DIR  FEEDS.npz OUT.json --workdir DIR --data CSV   (venv-optimum)
+    python worker.py ortmodel ORT_DIR   FEEDS.npz OUT.json                            (venv-optimum)
 
 FEEDS.npz holds, per case (``b1_s128`` ...), the int64 arrays ``CASE/input_ids`` etc. OUT.json
 gets per case ``{p50, p90, min, runs}`` in milliseconds; the outputs of the first run are saved
@@ -105,25 +106,26 @@ def bench_optimum(
     data: Path | None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Optimum's export + ORTQuantizer presets, each timed through ORTModel; best one reported."""
-    import onnxruntime as ort
     import torch
     from optimum.onnxruntime import ORTModelForSequenceClassification, ORTOptimizer, ORTQuantizer
     from optimum.onnxruntime.configuration import AutoOptimizationConfig, AutoQuantizationConfig
 
     torch.set_num_threads(threads)
     base = workdir / "optimum-fp32"
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
     ORTModelForSequenceClassification.from_pretrained(model_dir, export=True).save_pretrained(base)
+    seconds["export"] = time.monotonic() - started
+    started = time.monotonic()
     ORTOptimizer.from_pretrained(base).optimize(
         save_dir=workdir / "optimum-o2", optimization_config=AutoOptimizationConfig.O2()
     )
+    seconds["optimize_o2"] = time.monotonic() - started
     presets = {
         "avx512_vnni": AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=False),
         "avx2": AutoQuantizationConfig.avx2(is_static=False, per_channel=False),
     }
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so = ortmodel_session_options(threads)
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     outputs: dict[str, np.ndarray] = {}
@@ -132,6 +134,7 @@ def bench_optimum(
             name = f"{src_name}+{preset}"
             out_dir = workdir / name
             files = [p.name for p in (workdir / src_name).glob("*.onnx")]
+            started = time.monotonic()
             try:
                 ORTQuantizer.from_pretrained(workdir / src_name, file_name=files[0]).quantize(
                     save_dir=out_dir, quantization_config=qconfig
@@ -139,12 +142,11 @@ def bench_optimum(
             except Exception as e:  # recorded: Optimum cannot quantise its own O2 graph here
                 errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
                 continue
+            seconds[f"quantize {name}"] = time.monotonic() - started
             model = ORTModelForSequenceClassification.from_pretrained(out_dir, session_options=so)
-            per_case = {}
-            for case, feeds in cases.items():
-                tensors = {k: torch.from_numpy(v) for k, v in feeds.items()}
-                outputs.setdefault(case, model(**tensors).logits.numpy())
-                per_case[case] = time_fn(lambda t=tensors, m=model: m(**t), runs_for(case))
+            per_case, first = time_ortmodel(model, cases)
+            for case, logits in first.items():
+                outputs.setdefault(case, logits)
             onnx_files = sorted(out_dir.glob("*.onnx"))
             results[name] = {
                 "latency_ms": per_case,
@@ -155,7 +157,46 @@ def bench_optimum(
     if data is not None:  # only the preset compared with advisor's int8 (1,000 rows each)
         best_model = ORTModelForSequenceClassification.from_pretrained(workdir / best, session_options=so)
         results[best]["accuracy"] = _optimum_accuracy(best_model, model_dir, data)
-    return {"best": best, "variants": results, "errors": errors, **results[best]["latency_ms"]}, outputs
+    fp32_onnx = sorted(base.glob("*.onnx"))[0]
+    return {"best": best, "variants": results, "errors": errors, "seconds": seconds,
+            "fp32_onnx": str(fp32_onnx), **results[best]["latency_ms"]}, outputs
+
+
+def ortmodel_session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+def time_ortmodel(
+    model: Any, cases: Mapping[str, Mapping[str, np.ndarray]]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """An Optimum ORTModel timed the way its users call it: torch tensors in, logits out."""
+    import torch
+
+    timings, outputs = {}, {}
+    for case, feeds in cases.items():
+        tensors = {k: torch.from_numpy(v) for k, v in feeds.items()}
+        outputs[case] = model(**tensors).logits.numpy()
+        timings[case] = time_fn(lambda t=tensors, m=model: m(**t), runs_for(case))
+    return timings, outputs
+
+
+def bench_ortmodel(
+    ort_dir: Path, cases: Mapping[str, Mapping[str, np.ndarray]], threads: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    import torch
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    torch.set_num_threads(threads)
+    model = ORTModelForSequenceClassification.from_pretrained(
+        ort_dir, session_options=ortmodel_session_options(threads)
+    )
+    return time_ortmodel(model, cases)
 
 
 def _optimum_accuracy(model: Any, model_dir: Path, data: Path) -> float:
@@ -183,7 +224,7 @@ def _optimum_accuracy(model: Any, model_dir: Path, data: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["torch", "onnx", "optimum"])
+    parser.add_argument("mode", choices=["torch", "onnx", "optimum", "ortmodel"])
     parser.add_argument("model", type=Path)
     parser.add_argument("feeds", type=Path)
     parser.add_argument("out", type=Path)
@@ -197,6 +238,8 @@ def main() -> None:
         timings, outputs = bench_torch(args.model, cases, args.threads)
     elif args.mode == "onnx":
         timings, outputs = bench_onnx(args.model, cases, args.threads)
+    elif args.mode == "ortmodel":
+        timings, outputs = bench_ortmodel(args.model, cases, args.threads)
     else:
         timings, outputs = bench_optimum(args.model, cases, args.threads, args.workdir, args.data)
     args.out.write_text(json.dumps(timings, indent=2, sort_keys=True))
