@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -492,6 +493,28 @@ def test_gzipped_docker_archive_and_identical_digest(tmp_path: Path) -> None:
     with open_image(f"docker-archive:{plain}") as a, open_image(f"docker-archive:{packed}") as b:
         assert a.digest == b.digest
         assert uncompressed(b, 1) == APP1
+
+
+def test_gzipped_docker_archive_bomb_stops_before_the_disk_fills(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # 256 MiB of zeros in a 260 kB .tar.gz: spooling it must stop while the reserve is free
+    # (the reserve is set to what is free now minus 8 MiB, so the real check trips).
+    from advisor.image.sources import base
+
+    bomb = io.BytesIO()
+    with tarfile.open(fileobj=bomb, mode="w") as tar:
+        info = tarfile.TarInfo("zeros")
+        info.size = 256 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    packed = tmp_path / "bomb.tar.gz"
+    packed.write_bytes(gzip.compress(bomb.getvalue(), compresslevel=1))
+    assert packed.stat().st_size < 2 << 20
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(base, "SPOOL_RESERVE_BYTES", shutil.disk_usage(tmp_path).free - (8 << 20))
+    with pytest.raises(BadInputError, match="expands past the free space") as info:
+        open_image(f"docker-archive:{packed}")
+    assert "TMPDIR" in info.value.hint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.tar.gz"]
 
 
 def test_docker_archive_layer_that_lies_about_its_diff_id(tmp_path: Path) -> None:

@@ -18,6 +18,34 @@ from advisor.image.model import Descriptor
 from advisor.image.sources.verify import FileSection, open_verified, split_digest, verify_bytes
 
 MAX_MANIFEST_BYTES = 8 << 20  # manifests and configs are JSON documents, never this large
+# A spool (a gunzipped docker-archive, a daemon's ``docker save`` stream) stops while this much
+# of its temp filesystem is still free: a small gzip bomb must not fill the disk under /tmp.
+SPOOL_RESERVE_BYTES = 1 << 30
+_SPOOL_CHUNK = 1 << 20
+_SPOOL_CHECK_EVERY = 64  # chunks between free-space checks
+
+
+def spool(reader: BinaryIO | io.RawIOBase | gzip.GzipFile, what: str) -> BinaryIO:
+    """Copy a forward-only stream into an anonymous temp file (gone on close), refusing to
+    leave less than ``SPOOL_RESERVE_BYTES`` free on the temp filesystem."""
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, owned by the caller
+    try:
+        where = tempfile.gettempdir()
+        for n in range(1 << 62):
+            chunk = reader.read(_SPOOL_CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+            if n % _SPOOL_CHECK_EVERY == 0 and shutil.disk_usage(where).free < SPOOL_RESERVE_BYTES:
+                raise BadInputError(
+                    f"{what} expands past the free space of {where} "
+                    f"({out.tell() / 1e9:.1f} GB written, under {SPOOL_RESERVE_BYTES / 1e9:.1f} GB left)",
+                    hint="gunzip it onto a disk with room (or set TMPDIR to one) and pass the plain .tar")
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
 
 
 class ManifestSource(Protocol):
@@ -141,17 +169,13 @@ def _open_seekable_tar(source: Path | BinaryIO, what: str) -> BinaryIO:
     f.seek(0)
     if magic != b"\x1f\x8b":
         return f
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - owned by TarFiles, closed in close()
     try:
         with gzip.GzipFile(fileobj=f) as gz:
-            shutil.copyfileobj(gz, spool, 1 << 20)
+            return spool(gz, what)
     except (OSError, EOFError) as e:
-        spool.close()
         raise BadInputError(f"{what} is a corrupt gzip file: {e}") from e
     finally:
         f.close()
-    spool.seek(0)
-    return spool
 
 
 def _index_members(f: BinaryIO, what: str) -> dict[str, _Member]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import socket
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -19,6 +17,7 @@ from typing import BinaryIO
 from advisor.errors import BadInputError, RegistryError
 from advisor.image.refs import DockerName
 from advisor.image.sources.archive import DockerArchiveSource, open_docker_archive
+from advisor.image.sources.base import spool
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 _HINT = (
@@ -111,24 +110,13 @@ class DockerEngine:
                     hint=_HINT,
                     status=resp.status,
                 )
-            return _spool(resp)
+            return spool(resp, f"the image stream from the Docker engine at {self.where}")
         except (OSError, http.client.HTTPException) as e:
             raise RegistryError(
                 f"cannot read from the Docker engine at {self.where}: {e}", hint=_HINT
             ) from e
         finally:
             conn.close()
-
-
-def _spool(resp: http.client.HTTPResponse) -> BinaryIO:
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the archive reader, closed with it
-    try:
-        shutil.copyfileobj(resp, spool, 1 << 20)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool
 
 
 def engine_name(name: DockerName) -> str:
