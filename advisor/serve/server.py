@@ -104,6 +104,7 @@ class Handler(BaseHTTPRequestHandler):
     app: App  # set on the subclass made by make_server
     server: Server
     _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, filled by send_header
+    raw_requestline: bytes  # BaseHTTPRequestHandler's, read by handle_one_request
     timeout = 75  # seconds an idle keep-alive connection may hold its thread
 
     def setup(self) -> None:
@@ -120,6 +121,13 @@ class Handler(BaseHTTPRequestHandler):
         self.server.mark(self.request, READING)
         if self.server.stopping:
             self.close_connection = True
+        if len(self.raw_requestline.split()) == 2:
+            # "GET /path" alone is HTTP/0.9: the stdlib would wait for headers that never come,
+            # then answer without a status line. Refuse it now, in HTTP/1.0.
+            self.command, self.request_version = "", "HTTP/1.0"
+            self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "HTTP/0.9 is not supported")
+            return False
         return super().parse_request()
 
     def do_GET(self) -> None:
@@ -222,6 +230,19 @@ class Handler(BaseHTTPRequestHandler):
         # meet the client's delayed ACK (Nagle) and cost ~40 ms per request.
         self._headers_buffer.append(b"\r\n" + body)
         self.flush_headers()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (bad request line 400, URI too long 414, header lines too
+        long or too many 431, unknown method 501, HTTP version 505) as JSON like every other
+        answer, not its HTML page; the connection closes, as the stdlib does."""
+        try:
+            status = HTTPStatus(code)
+        except ValueError:
+            status = HTTPStatus.BAD_REQUEST
+        self.close_connection = True
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # else send_response writes no status line
+        self._send(status, {"error": message or status.phrase})
 
     def log_message(self, format: str, *args: Any) -> None:
         # Access logs cost a syscall per request under load; errors still go to stderr.

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -220,6 +221,41 @@ def test_idle_keep_alive_clients_do_not_delay_sigterm(tiny_artifacts: Path) -> N
         assert proc.wait(timeout=10) == 0
         assert time.monotonic() - t0 < 3
         idle.close()
+
+
+def raw_exchange(srv: Server, request: bytes) -> tuple[int, dict[str, str], Any]:
+    host, port = srv.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):  # the server closes after a refusal
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b'GET /health HTTP/1.1 "quoted" extra\r\n\r\n', 400),
+        (b"GET /health HTTP/9.9\r\n\r\n", 505),
+        (b"GET /health\r\n", 505),  # HTTP/0.9
+        (b"POST /predict\r\n", 505),
+        (b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /health HTTP/1.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
+        (b"GET /health HTTP/1.1\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n", 431),
+    ],
+)
+def test_malformed_requests_get_json_errors_too(server: Server, request_bytes: bytes, status: int) -> None:
+    got, headers, doc = raw_exchange(server, request_bytes)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert isinstance(doc["error"], str) and doc["error"]
 
 
 def test_connections_beyond_the_limit_get_503(classifier: Classifier) -> None:
