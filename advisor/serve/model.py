@@ -1,20 +1,30 @@
-"""Load an artifacts directory (the export contract) and classify texts with onnxruntime.
+"""Load an artifacts directory (the export contract) and run its task with onnxruntime.
 
 Artifacts: ``model.onnx`` (optionally with external ``.onnx.data``), ``tokenizer.json``,
 ``labels.json`` and ``serving.json``. Nothing here needs torch or transformers.
+
+A ``Model`` tokenizes and runs the graph; its ``TaskHead`` (one per ``serving.json`` task)
+turns the graph's output into one result per text:
+
+- text-classification: ``Prediction`` (softmax over the labels of each text);
+- token-classification: ``TokenPrediction``, a label per real token and the entities they
+  form (Hugging Face's ``aggregation_strategy="simple"``);
+- feature-extraction: ``Embedding``, attention-mask mean pooling of ``last_hidden_state``,
+  L2-normalised (the sentence-transformers convention).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-SUPPORTED_TASKS = ("text-classification",)
+SUPPORTED_TASKS = ("text-classification", "token-classification", "feature-extraction")
+LABELLED_TASKS = ("text-classification", "token-classification")
 
 
 class ModelError(RuntimeError):
@@ -38,11 +48,78 @@ class ModelInfo:
     advisor_version: str
 
 
+class Result(Protocol):
+    """One text's answer; ``as_json`` is its object in the ``/predict`` response."""
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
+    """text-classification: the best label, its probability, every label's probability."""
+
     label: str
     score: float
     scores: dict[str, float]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"label": self.label, "score": self.score, "scores": dict(self.scores)}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A real token (not special, not padding), its character span in the text, its label."""
+
+    token: str
+    start: int
+    end: int
+    label: str
+    score: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"token": self.token, "start": self.start, "end": self.end,
+                "label": self.label, "score": self.score}
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """Consecutive tokens of one entity type; ``text`` is ``original[start:end]``."""
+
+    entity: str
+    score: float  # mean of its tokens' scores
+    start: int
+    end: int
+    text: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"entity": self.entity, "score": self.score, "start": self.start,
+                "end": self.end, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrediction:
+    """token-classification: every real token's label, and the entities they form."""
+
+    tokens: tuple[Token, ...]
+    entities: tuple[Entity, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tokens": [t.as_json() for t in self.tokens],
+                "entities": [e.as_json() for e in self.entities]}
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """feature-extraction: a unit-length (L2) sentence vector."""
+
+    embedding: tuple[float, ...]
+
+    @property
+    def dim(self) -> int:
+        return len(self.embedding)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"embedding": list(self.embedding), "dim": self.dim}
 
 
 def read_info(model_dir: str) -> ModelInfo:
@@ -58,8 +135,8 @@ def read_info(model_dir: str) -> ModelInfo:
         raise ModelError(
             f"serving.json: task {task!r} is not served (supported: {SUPPORTED_TASKS})"
         )
-    if not labels:
-        raise ModelError("labels.json: a text-classification model needs at least one label")
+    if not labels and task in LABELLED_TASKS:
+        raise ModelError(f"labels.json: a {task} model needs at least one label")
     return ModelInfo(
         model_name=str(serving.get("model_name", "")),
         task=task,
@@ -85,8 +162,138 @@ def _read_json(path: str) -> Any:
         raise ModelError(f"{os.path.basename(path)} is not valid JSON: {e}") from e
 
 
-class Classifier:
-    """A tokenizer and an onnxruntime session; ``predict`` is safe to call from many threads."""
+class TaskHead(Protocol):
+    """Turns the graph's output for a batch into one ``Result`` per text."""
+
+    rank: int  # dimensions of the graph output this head reads
+    metadata: Mapping[str, Any]  # task-specific fields of ``/metadata``
+
+    def __init__(self, labels: Sequence[str], width: int | None) -> None:
+        """``width``: the output's last dimension, when the graph fixes it."""
+
+    def decode(
+        self, texts: Sequence[str], encodings: Sequence[Any], output: np.ndarray
+    ) -> list[Result]: ...
+
+
+class SequenceLabels:
+    """text-classification: ``output`` is logits (batch, labels)."""
+
+    rank = 2
+
+    def __init__(self, labels: Sequence[str], width: int | None) -> None:
+        _check_width(labels, width)
+        self.labels = tuple(labels)
+        self.metadata: Mapping[str, Any] = {}
+
+    def decode(
+        self, texts: Sequence[str], encodings: Sequence[Any], output: np.ndarray
+    ) -> list[Result]:
+        return [self._prediction(row) for row in _softmax(output)]
+
+    def _prediction(self, probs: np.ndarray) -> Prediction:
+        best = int(np.argmax(probs))
+        scores = {label: float(probs[i]) for i, label in enumerate(self.labels)}
+        return Prediction(label=self.labels[best], score=float(probs[best]), scores=scores)
+
+
+class TokenLabels:
+    """token-classification: ``output`` is logits (batch, sequence, labels)."""
+
+    rank = 3
+
+    def __init__(self, labels: Sequence[str], width: int | None) -> None:
+        _check_width(labels, width)
+        self.labels = tuple(labels)
+        self.metadata: Mapping[str, Any] = {"aggregation": "simple"}
+
+    def decode(
+        self, texts: Sequence[str], encodings: Sequence[Any], output: np.ndarray
+    ) -> list[Result]:
+        probs = _softmax(output)
+        best, scores = probs.argmax(axis=-1), probs.max(axis=-1)
+        results: list[Result] = []
+        for text, enc, ids, row_scores in zip(texts, encodings, best, scores, strict=True):
+            tokens = self._tokens(enc, ids.tolist(), row_scores.tolist())
+            results.append(TokenPrediction(tokens, aggregate_entities(text, tokens)))
+        return results
+
+    def _tokens(self, enc: Any, ids: list[int], scores: list[float]) -> tuple[Token, ...]:
+        # Each Encoding attribute builds a new list on access: read them once.
+        real = zip(enc.tokens, enc.offsets, enc.attention_mask, enc.special_tokens_mask,
+                   ids, scores, strict=True)
+        return tuple(
+            Token(token, start, end, self.labels[i], score)
+            for token, (start, end), attended, special, i, score in real
+            if attended and not special
+        )
+
+
+class MeanPooling:
+    """feature-extraction: ``output`` is last_hidden_state (batch, sequence, hidden)."""
+
+    rank = 3
+
+    def __init__(self, labels: Sequence[str], width: int | None) -> None:
+        dim = {"dim": width} if width is not None else {}
+        self.metadata: Mapping[str, Any] = {"pooling": "mean", "normalized": True} | dim
+
+    def decode(
+        self, texts: Sequence[str], encodings: Sequence[Any], output: np.ndarray
+    ) -> list[Result]:
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.float32)[..., None]
+        # Padding positions carry hidden states too: only the mask keeps them out of the mean.
+        mean = (output * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        unit = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+        return [Embedding(tuple(row.tolist())) for row in unit.astype(np.float32)]
+
+
+HEADS: Mapping[str, type[TaskHead]] = {
+    "text-classification": SequenceLabels,
+    "token-classification": TokenLabels,
+    "feature-extraction": MeanPooling,
+}
+
+
+def _check_width(labels: Sequence[str], width: int | None) -> None:
+    if width is not None and width != len(labels):
+        raise ModelError(f"model.onnx scores {width} labels; labels.json names {len(labels)}")
+
+
+def aggregate_entities(text: str, tokens: Sequence[Token]) -> tuple[Entity, ...]:
+    """Group tokens like Hugging Face's ``aggregation_strategy="simple"``: ``B-``/``I-``
+    prefixes are stripped, a token continues the previous group when its type is the same
+    and it is not ``B-``, and the groups of type ``O`` are dropped."""
+    groups: list[tuple[str, list[Token]]] = []
+    for tok in tokens:
+        begins, kind = _split_label(tok.label)
+        if groups and groups[-1][0] == kind and not begins:
+            groups[-1][1].append(tok)
+        else:
+            groups.append((kind, [tok]))
+    return tuple(
+        Entity(
+            entity=kind,
+            score=float(np.mean([t.score for t in group])),
+            start=group[0].start,
+            end=group[-1].end,
+            text=text[group[0].start : group[-1].end],
+        )
+        for kind, group in groups
+        if kind != "O"
+    )
+
+
+def _split_label(label: str) -> tuple[bool, str]:
+    """``"B-PER"`` -> (True, "PER"); ``"I-PER"`` and a bare ``"PER"`` -> (False, "PER")."""
+    if label.startswith(("B-", "I-")):
+        return label[0] == "B", label[2:]
+    return False, label
+
+
+class Model:
+    """A tokenizer, an onnxruntime session and the task's head; ``predict`` is safe to call
+    from many threads."""
 
     def __init__(self, model_dir: str, intra_op_threads: int = 0) -> None:
         self.info = read_info(model_dir)
@@ -101,23 +308,44 @@ class Classifier:
                 f"model.onnx has no input(s) {missing}; serving.json names {list(self.info.inputs)}"
             )
         self._feeds = tuple(n for n in self.info.inputs if n in names)
+        self.head = _make_head(self.info, self._session)
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict(self, texts: Sequence[str]) -> list[Result]:
         if not texts:
             return []
-        logits = self.logits(texts)
-        return [self._to_prediction(row) for row in _softmax(logits)]
+        encodings = self._tokenizer.encode_batch(list(texts))
+        return self.head.decode(texts, encodings, self._run(encodings))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(list(texts))
+        """The graph's raw output for ``texts``, padded as one batch (for feature-extraction,
+        ``last_hidden_state``)."""
+        return self._run(self._tokenizer.encode_batch(list(texts)))
+
+    def _run(self, encodings: Sequence[Any]) -> np.ndarray:
         feeds = _feeds(encodings, self._feeds)
         (out,) = self._session.run([self.info.outputs[0]], feeds)
         return np.asarray(out, dtype=np.float32)
 
-    def _to_prediction(self, probs: np.ndarray) -> Prediction:
-        best = int(np.argmax(probs))
-        scores = {label: float(probs[i]) for i, label in enumerate(self.info.labels)}
-        return Prediction(label=self.info.labels[best], score=float(probs[best]), scores=scores)
+
+# The name the server, the image build and the benchmarks have always imported.
+Classifier = Model
+
+
+def _make_head(info: ModelInfo, session: Any) -> TaskHead:
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    shape = outputs.get(info.outputs[0])
+    if shape is None:
+        raise ModelError(
+            f"model.onnx has no output {info.outputs[0]!r}; it has {sorted(outputs)}"
+        )
+    head = HEADS[info.task]
+    if shape and len(shape) != head.rank:
+        raise ModelError(
+            f"model.onnx output {info.outputs[0]!r} has {len(shape)} dimensions; "
+            f"a {info.task} model's has {head.rank}"
+        )
+    width = shape[-1] if shape and isinstance(shape[-1], int) else None
+    return head(info.labels, width)
 
 
 def _load_tokenizer(path: str, info: ModelInfo) -> Any:

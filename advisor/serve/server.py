@@ -13,12 +13,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .model import Classifier
+from .model import Model
 from .settings import Settings
 
 ROUTES: dict[str, tuple[str, ...]] = {
@@ -73,16 +72,17 @@ def parse_texts(body: bytes, settings: Settings) -> list[str]:
 class App:
     """Routes and the inference gate; the handler class only moves bytes."""
 
-    def __init__(self, classifier: Classifier, settings: Settings) -> None:
-        self.classifier = classifier
+    def __init__(self, model: Model, settings: Settings) -> None:
+        self.model = model
         self.settings = settings
         self._gate = threading.BoundedSemaphore(settings.workers)
-        info = classifier.info
+        info = model.info
         self.metadata = {
             "model_name": info.model_name,
             "task": info.task,
             "architecture": info.architecture,
             "labels": list(info.labels),
+            **model.head.metadata,  # e.g. feature-extraction's pooling and dim
             "onnx_file": info.onnx_file,
             "onnx_sha256": info.onnx_sha256,
             "quantization": info.quantization,
@@ -94,8 +94,8 @@ class App:
     def predict(self, body: bytes) -> dict[str, Any]:
         texts = parse_texts(body, self.settings)
         with self._gate:
-            preds = self.classifier.predict(texts)
-        return {"predictions": [asdict(p) for p in preds]}
+            results = self.model.predict(texts)
+        return {"predictions": [r.as_json() for r in results]}
 
 
 class Handler(BaseHTTPRequestHandler):

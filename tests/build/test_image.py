@@ -138,9 +138,9 @@ def test_skopeo_accepts_every_output_format(
 def test_unserved_task_fails_before_reading_the_base(tmp_path: Path, tiny_artifacts: Path) -> None:
     art = tmp_path / "art"
     shutil.copytree(tiny_artifacts, art)
-    serving = json.loads((art / "serving.json").read_text()) | {"task": "feature-extraction"}
+    serving = json.loads((art / "serving.json").read_text()) | {"task": "image-segmentation"}
     (art / "serving.json").write_text(json.dumps(serving))
-    with pytest.raises(BuildError, match="feature-extraction"):
+    with pytest.raises(BuildError, match="image-segmentation"):
         build_serving_image(
             BuildConfig(
                 artifacts=art, base="oci:/nonexistent:v1", destination=f"oci:{tmp_path / 'o'}:v1"
