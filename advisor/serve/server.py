@@ -114,6 +114,12 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         # NEW until the first request is served, IDLE between keep-alive requests after it.
         self.server.mark(self.request, IDLE if getattr(self, "_served", False) else NEW)
+        if self.server.stopping:
+            # close_idle() ran while this connection was still answering: it is idle only now,
+            # after that sweep, and would block a stop for the keep-alive timeout. Marking
+            # first and checking after means one of the two always sees the other.
+            self.close_connection = True
+            return
         super().handle_one_request()
         self._served = True
 
