@@ -53,6 +53,7 @@ SMALL_PACKAGES = [
     "regex",
 ]
 PY_TARGET = "usr/local/lib/python3.11/site-packages"
+PIP_CACHE = "root/.cache/pip"
 
 _MEASURE = """
 import json, resource, subprocess, sys, time
@@ -78,7 +79,7 @@ with open_image(ref) as image:
 total = time.perf_counter() - t
 print(json.dumps({"walk_s": walked, "total_s": total, "files": sum(len(t.entries) for t in trees),
                   "efficiency": report.efficiency, "wasted_bytes": report.wasted_bytes,
-                  "size_bytes": report.size_bytes}))
+                  "hidden_bytes": report.hidden_bytes, "size_bytes": report.size_bytes}))
 """
 
 
@@ -124,9 +125,16 @@ def packages_layer(names: list[str] | None) -> dict[str, FileSpec]:
     return spec
 
 
+def cache_layer() -> dict[str, FileSpec]:
+    """A pip cache left by ``pip install`` (numpy's files under /root/.cache/pip), deleted later."""
+    numpy = SITE / "numpy"
+    return spec_from_dir(numpy, prefix=f"{PIP_CACHE}/http-v2/numpy")
+
+
 def cleanup_layer(pkgs: dict[str, FileSpec]) -> dict[str, Any]:
-    """Delete every test directory and __pycache__ shipped below, overwrite a few files."""
-    spec: dict[str, Any] = {}
+    """Delete the pip cache, every test directory and __pycache__, overwrite a few files: the
+    waste dive and advisor must count alike."""
+    spec: dict[str, Any] = {PIP_CACHE: FileSpec(whiteout=True)}
     for path in pkgs:
         name = path.rsplit("/", 1)[-1]
         if name in ("tests", "__pycache__") and pkgs[path].dir:
@@ -144,10 +152,10 @@ def build_images(workdir: Path, size: str) -> tuple[str, str, dict[str, Any]]:
         layers.append(spec_from_dir(rootfs, skip_special=True))
         history.append({"created_by": "ADD rootfs.tar / (mmdebstrap bookworm minbase + python3)"})
     pkgs = packages_layer(SMALL_PACKAGES if size == "small" else None)
-    layers += [pkgs, cleanup_layer(pkgs)]
+    layers += [{**pkgs, **cache_layer()}, cleanup_layer(pkgs)]
     history += [
         {"created_by": "RUN pip install ..."},
-        {"created_by": "RUN find / -name tests -exec rm -rf {} +"},
+        {"created_by": "RUN rm -rf /root/.cache/pip && find / -name tests -exec rm -rf {} +"},
     ]
     cfg = {"history": history}
     t = time.perf_counter()
@@ -233,7 +241,10 @@ def render(results: dict[str, Any], size: str) -> str:
     lines = [
         f"# advise speed: {size} image",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}."
+        + (f" Measured {results['measured']['date']}, load average "
+           f"{results['measured']['loadavg_start'][0]:.1f} at start, "
+           f"{results['measured']['loadavg_end'][0]:.1f} at end." if "measured" in results else ""),
         f"Image: {img['layers']} layers (Debian rootfs: {img['rootfs']}), "
         f"{img['docker_archive_bytes'] / 1e6:.0f} MB as docker-archive, "
         f"{img['oci_gzip_bytes'] / 1e6:.0f} MB as gzip layers.",
@@ -243,7 +254,7 @@ def render(results: dict[str, Any], size: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
-        if key in ("image", "parsers"):
+        if key in ("image", "parsers", "measured"):
             continue
         eff = f"{r['efficiency']:.6f}" if "efficiency" in r else ""
         wasted = str(r.get("wasted_bytes", ""))
@@ -280,8 +291,11 @@ def main() -> None:
         tmp = tempfile.mkdtemp(prefix="advise-speed-")
         workdir = Path(tmp)
     workdir.mkdir(parents=True, exist_ok=True)
+    started = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "loadavg_start": os.getloadavg()}
     try:
         results = run(args.size, workdir)
+        results["measured"] = {**started, "loadavg_end": os.getloadavg()}
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
