@@ -109,7 +109,7 @@ class Quantize(enum.StrEnum):
     none = "none"
 
 
-class Int8Graph(enum.StrEnum):
+class Graph(enum.StrEnum):
     auto = "auto"
     fused = "fused"
     unfused = "unfused"
@@ -168,8 +168,8 @@ def export_cmd(
                                              "(default: docker.io/library/python:3.11-slim).")] = None,
     quantize: Annotated[Quantize, typer.Option("--quantize", help="int8 dynamic quantisation, or none.")] = Quantize.int8,
     optimize: Annotated[bool, typer.Option("--optimize/--no-optimize", help="onnxruntime transformer fusions.")] = True,
-    int8_graph: Annotated[Int8Graph, typer.Option("--int8-graph", help="Quantise the fused graph, the "
-                                                  "unfused one, or both and keep the faster (auto).")] = Int8Graph.auto,
+    graph: Annotated[Graph, typer.Option("--graph", help="Ship the fused graph, the unfused one, "
+                                         "or time both and keep the faster (auto).")] = Graph.auto,
     data: Annotated[Path | None, typer.Option("--data", help="Labelled CSV (text,label) for the accuracy check.")] = None,
     max_accuracy_drop: Annotated[float, typer.Option("--max-accuracy-drop", help="Points of accuracy int8 "
                                                      "may lose vs fp32 before the export is refused.")] = 1.0,
@@ -205,7 +205,7 @@ def export_cmd(
             out_dir = artifacts if artifacts is not None else work / "artifacts"
             result = export_model(ExportConfig(
                 model_dir=model_dir, artifacts_dir=out_dir, task=task, max_length=max_length,
-                quantize=quantize.value, optimize=optimize, int8_graph=int8_graph.value, data_csv=data,
+                quantize=quantize.value, optimize=optimize, graph=graph.value, data_csv=data,
                 max_accuracy_drop=max_accuracy_drop, limit=limit, model_name=name,
                 progress=lambda step, done, total: progress(done, total, step),
             ))
@@ -227,7 +227,7 @@ def _export_summary(result: ExportResult) -> dict[str, Any]:
         "optimization": result.optimization, "onnx_sha256": result.onnx_sha256,
         "size_bytes": result.size_bytes, "fp32_accuracy": result.fp32_accuracy,
         "int8_accuracy": result.int8_accuracy, "fused_operators": dict(result.fused_operators),
-        "int8_graph": (result.validation.get("int8") or {}).get("graph"),
+        "graph": (result.validation.get("graph") or {}).get("shipped"),
     }
 
 
@@ -278,8 +278,8 @@ def _print_summary(summary: Mapping[str, Any], fmt: OutputFormat) -> None:
     if ex:
         acc = ", ".join(f"{k} accuracy {v:.2%}" for k, v in
                         (("fp32", ex["fp32_accuracy"]), ("int8", ex["int8_accuracy"])) if v is not None)
-        graph = (f"int8 of the {ex['int8_graph']} graph" if ex.get("int8_graph")
-                 else f"{ex['quantization']}, {ex['optimization']}")
+        graph = (f"{'fp32' if ex['quantization'] == 'none' else ex['quantization']}, "
+                 f"{ex.get('graph') or 'unfused'} graph")
         print(f"exported {ex['architecture']} {ex['task']} -> {ex['artifacts']} "
               f"({graph}, {human_bytes(ex['size_bytes'])}"
               f"{', ' + acc if acc else ''})")

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 Quantize = Literal["int8", "none"]
-# Which fp32 graph int8 quantises. "auto" quantises both, times them and keeps the faster:
-# the fused graph's QAttention wins at batch 1 on some models, MatMulInteger everywhere
-# (the unfused graph) at batch 8 on others (benchmarks/export/report.md).
-Int8Graph = Literal["auto", "fused", "unfused"]
+# Which graph ships (quantised or not): the fused one, the unfused one, or "auto": both are
+# timed and the faster kept. Fused attention wins at batch 1 on some models, the unfused graph
+# at batch 8 on others (benchmarks/export/report.md).
+Graph = Literal["auto", "fused", "unfused"]
 
 # progress(step, done, total): the CLI draws it; ``done == total`` closes the step.
 ProgressFn = Callable[[str, int, int], None]
@@ -35,7 +35,7 @@ class ExportConfig:
     max_length: int = 128
     quantize: Quantize = "int8"
     optimize: bool = True
-    int8_graph: Int8Graph = "auto"
+    graph: Graph = "auto"
     data_csv: Path | None = None  # labelled ``text,label`` CSV for the accuracy check
     max_accuracy_drop: float = 1.0  # points (percent) int8 may lose vs fp32
     atol: float | None = None  # None: the architecture's spec

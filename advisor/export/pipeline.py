@@ -5,12 +5,13 @@ inspect -> load (torch, eager attention) -> export (legacy TorchScript exporter,
 ``max_accuracy_drop`` gate -> artifacts (atomic). Any failed check raises ``ExportError``
 (exit 5) and nothing is published.
 
-int8 quantises the fused graph (QAttention), the unfused one (MatMulInteger everywhere) or,
-by default, both: a candidate 1.25x bigger than the other is dropped, the rest are timed in
-turns at batch 1 and 8 (sequence 128) in this process, and the faster one that passes the
-accuracy gate is shipped. Which wins depends on the model and
-the CPU (on the sample model the unfused graph is ~10 % faster at batch 8 and even at batch 1);
-the choice and the timings are in validation.json under ``int8``.
+The shipped graph, fp32 or int8, is the fused one (Attention / QAttention), the unfused one
+(MatMul / MatMulInteger everywhere; onnxruntime still applies its own fusions at load) or, by
+default, the faster of the two: a candidate 1.25x bigger than the other is dropped, the rest
+are timed in turns at batch 1 and 8 (sequence 128) in this process, and for int8 the faster
+one that passes the accuracy gate ships. Which wins depends on the model and the CPU (on the
+sample model the unfused graph is ~10 % faster at batch 8 and even at batch 1, in fp32 and
+int8); the choice and the timings are in validation.json under ``graph``.
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ from advisor.export.tokenizer import encode, load_serving_tokenizer
 STEPS = ("inspect", "load", "export", "validate", "optimize", "quantize", "accuracy", "write")
 EXPORTER: Exporter = "legacy"
 ACCURACY_BATCH = 32
-INT8_TIMING_SHAPES = ((1, 128), (8, 128))
-INT8_TIMING_RUNS = 9
-INT8_TIMING_SECONDS = 1.0  # per shape, all candidates together
-# A candidate this much bigger than the smallest is not shipped, however fast: quantising the
-# unfused graph of a weight-sharing model (ALBERT) leaves its shared weights fp32.
-INT8_SIZE_SLACK = 1.25
+TIMING_SHAPES = ((1, 128), (8, 128))
+TIMING_RUNS = 9
+TIMING_SECONDS = 1.0  # per shape, all candidates together
+# A candidate this much bigger than the smallest is not shipped, however fast: fusing ALBERT
+# copies its shared weights per layer (fp32 2x), quantising its unfused graph leaves them fp32.
+SIZE_SLACK = 1.25
 
 
 @dataclass
-class _Int8:
-    """One int8 candidate: the fp32 graph it quantises, its file, its timing and verdict."""
+class _Candidate:
+    """A graph that could ship (fused or unfused, at the shipped precision), its timing, verdict."""
 
     graph: str  # "fused" | "unfused"
     path: Path
@@ -74,10 +75,11 @@ class _Run:
     model: Any = None
     tokenizer: Any = None
     raw: Path | None = None
+    fused: Path | None = None
     fp32: Path | None = None
     int8: Path | None = None
-    int8_candidates: list[_Int8] = field(default_factory=list)
-    int8_graph: str = ""
+    candidates: list[_Candidate] = field(default_factory=list)
+    graph: str = "unfused"  # the shipped graph
     fused_operators: dict[str, int] = field(default_factory=dict)
     parity: list[validation.ParityReport] = field(default_factory=list)
     accuracy: validation.AccuracyReport | None = None
@@ -109,20 +111,18 @@ class _Run:
     @property
     def optimization(self) -> Literal["fused", "none"]:
         """Whether the shipped graph holds the transformer fusions."""
-        if self.int8 is not None:
-            return "fused" if self.int8_graph == "fused" else "none"
-        return "fused" if self.config.optimize else "none"
+        return "fused" if self.graph == "fused" else "none"
 
 
 def export_model(config: ExportConfig) -> ExportResult:
     """Export, validate, optimise and quantise ``config.model_dir`` into ``config.artifacts_dir``."""
     if config.quantize not in ("int8", "none"):
         raise ExportError(f"unknown quantisation '{config.quantize}'", hint="use int8 or none")
-    if config.int8_graph not in ("auto", "fused", "unfused"):
-        raise UsageError(f"unknown int8 graph '{config.int8_graph}'", hint="use auto, fused or unfused")
-    if config.int8_graph == "fused" and not config.optimize:
-        raise UsageError("--int8-graph fused needs the fused graph, and --no-optimize skips it",
-                         hint="drop --no-optimize, or use --int8-graph auto or unfused")
+    if config.graph not in ("auto", "fused", "unfused"):
+        raise UsageError(f"unknown graph '{config.graph}'", hint="use auto, fused or unfused")
+    if config.graph == "fused" and not config.optimize:
+        raise UsageError("--graph fused needs the fused graph, and --no-optimize skips it",
+                         hint="drop --no-optimize, or use --graph auto or unfused")
     with tempfile.TemporaryDirectory(prefix="advisor-export-") as work:
         run = _Run(config, Path(work))
         for index, name in enumerate(STEPS):
@@ -169,57 +169,71 @@ def _optimize(run: _Run) -> None:
     fused = run.work / "fused" / "model.onnx"
     fused.parent.mkdir()
     run.fused_operators = optimize.fuse(run.final, fused, run.src.config, run.src.arch.ort_model_type)
-    run.fp32 = fused
+    run.fp32 = run.fused = fused
     run.sizes["onnx_fused"] = _onnx_size(fused)
     _check(run, "fp32-fused", fused, enforced=True)
+    if run.config.quantize == "none":
+        _race(run, _graphs(run))
 
 
 def _quantize(run: _Run) -> None:
     if run.config.quantize != "int8":
         return
-    candidates = []
-    for graph, src in _int8_sources(run).items():
+    quantized = {}
+    for graph, src in _graphs(run).items():
         dest = run.work / f"int8-{graph}" / "model.onnx"
         dest.parent.mkdir()
         optimize.quantize_int8(src, dest)
         _check(run, f"int8-{graph}", dest, enforced=False)
-        candidates.append(_Int8(graph, dest, _onnx_size(dest)))
-    smallest = min(c.size_bytes for c in candidates)
-    for c in candidates:
-        if c.size_bytes > INT8_SIZE_SLACK * smallest:
-            c.rejected = f"{c.size_bytes / smallest:.2f}x the size of the smallest int8 graph"
-    eligible = [c for c in candidates if not c.rejected]
-    if len(eligible) > 1:
-        _time_candidates(run, eligible)
-        eligible.sort(key=lambda c: c.score)
-    run.int8_candidates = eligible + [c for c in candidates if c.rejected]
-    _choose(run, eligible[0])
+        quantized[graph] = dest
+    _race(run, quantized)
 
 
-def _int8_sources(run: _Run) -> dict[str, Path]:
-    wanted = run.config.int8_graph
-    assert run.raw is not None and run.fp32 is not None
+def _graphs(run: _Run) -> dict[str, Path]:
+    """The fp32 graphs the shipped model may come from, as ``--graph`` allows."""
+    wanted = run.config.graph
+    assert run.raw is not None
     sources = {}
-    if wanted in ("auto", "fused") and run.config.optimize:
-        sources["fused"] = run.fp32
+    if wanted in ("auto", "fused") and run.fused is not None:
+        sources["fused"] = run.fused
     if wanted in ("auto", "unfused"):
         sources["unfused"] = run.raw
     return sources
 
 
-def _time_candidates(run: _Run, candidates: list[_Int8]) -> None:
+def _race(run: _Run, paths: Mapping[str, Path]) -> None:
+    """Drop the much bigger candidates, time the rest in turns, ship the fastest (for int8,
+    ``_accuracy`` passes over it to the next one if it breaks the gate)."""
+    candidates = [_Candidate(graph, path, _onnx_size(path)) for graph, path in paths.items()]
+    smallest = min(c.size_bytes for c in candidates)
+    for c in candidates:
+        if c.size_bytes > SIZE_SLACK * smallest:
+            c.rejected = f"{c.size_bytes / smallest:.2f}x the size of the smallest candidate"
+    eligible = [c for c in candidates if not c.rejected]
+    if len(eligible) > 1:
+        _time_candidates(run, eligible)
+        eligible.sort(key=lambda c: c.score)
+    run.candidates = eligible + [c for c in candidates if c.rejected]
+    _choose(run, eligible[0])
+
+
+def _time_candidates(run: _Run, candidates: list[_Candidate]) -> None:
     sessions = [validation.open_session(c.path, run.config.threads) for c in candidates]
-    for batch, seq in INT8_TIMING_SHAPES:
+    for batch, seq in TIMING_SHAPES:
         seq = min(seq, run.max_length)
         feeds = validation.full_feeds(run.src.arch, batch, seq, run.vocab)
-        medians = validation.interleaved_ms(sessions, feeds, INT8_TIMING_RUNS, INT8_TIMING_SECONDS)
+        medians = validation.interleaved_ms(sessions, feeds, TIMING_RUNS, TIMING_SECONDS)
         for candidate, ms in zip(candidates, medians, strict=True):
             candidate.latency_ms[f"b{batch}_s{seq}"] = round(ms, 3)
 
 
-def _choose(run: _Run, candidate: _Int8) -> None:
-    run.int8, run.int8_graph = candidate.path, candidate.graph
-    run.sizes["onnx_int8"] = candidate.size_bytes
+def _choose(run: _Run, candidate: _Candidate) -> None:
+    run.graph = candidate.graph
+    if run.config.quantize == "int8":
+        run.int8 = candidate.path
+        run.sizes["onnx_int8"] = candidate.size_bytes
+    else:
+        run.fp32 = candidate.path
 
 
 def _check(run: _Run, variant: str, path: Path, enforced: bool) -> None:
@@ -251,8 +265,8 @@ def _accuracy(run: _Run) -> None:
     assert run.fp32 is not None
     preds["fp32"] = validation.predict_onnx(validation.open_session(run.fp32, run.config.threads), batches)
     run.accuracy = validation.score(preds, golds, str(data))
-    # fastest first: ship the first candidate within the gate, refuse if none is
-    eligible = [c for c in run.int8_candidates if not c.rejected]
+    # fastest first: ship the first int8 candidate within the gate, refuse if none is
+    eligible = [c for c in run.candidates if not c.rejected] if run.int8 is not None else []
     for candidate in eligible:
         preds["int8"] = validation.predict_onnx(
             validation.open_session(candidate.path, run.config.threads), batches)
@@ -298,7 +312,7 @@ def _report(run: _Run) -> dict[str, Any]:
         "max_length": run.max_length,
         "quantization": cfg.quantize,
         "optimization": run.optimization,
-        "int8": _int8_dict(run),
+        "graph": _graph_dict(run),
         "parity": [p.as_dict() for p in run.parity],
         "accuracy": run.accuracy.as_dict() if run.accuracy else None,
         "gate": _gate_dict(run),
@@ -309,11 +323,10 @@ def _report(run: _Run) -> dict[str, Any]:
     }
 
 
-def _int8_dict(run: _Run) -> dict[str, Any] | None:
-    if not run.int8_candidates:
-        return None
-    return {"graph": run.int8_graph, "selection": run.config.int8_graph,
-            "candidates": [c.as_dict(c.graph == run.int8_graph) for c in run.int8_candidates]}
+def _graph_dict(run: _Run) -> dict[str, Any]:
+    return {"shipped": run.graph, "precision": "int8" if run.int8 is not None else "fp32",
+            "selection": run.config.graph,
+            "candidates": [c.as_dict(c.graph == run.graph) for c in run.candidates]}
 
 
 def _gate_dict(run: _Run) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def _mb(n: int | None) -> str:
 
 def _acc(model: dict[str, Any], name: str, v: dict[str, Any]) -> str:
     acc = (model.get("accuracy") or {}).get("accuracy") or {}
-    key = {"torch-eager": "torch", "onnx-fp32-fused": "fp32", "onnx-int8": "int8"}.get(name)
+    key = {"torch-eager": "torch", "onnx-fp32": "fp32", "onnx-int8": "int8"}.get(name)
     value = acc.get(key) if key else v.get("accuracy")
     return "-" if value is None else f"{value:.1%}"
 
@@ -92,11 +92,11 @@ def targets(model: dict[str, Any]) -> list[str]:
     cases = ["b1_s128", "b8_s128"]
     speed = model.get("speedup_vs_torch", {})
     acc = ((model.get("accuracy") or {}).get("accuracy")) or {}
-    fp32 = model["variants"]["onnx-fp32-fused"]
+    fp32 = model["variants"]["onnx-fp32"]
     lines = ["### Targets", ""]
-    fp32_speed = [speed["onnx-fp32-fused"][c] for c in cases]
+    fp32_speed = [speed["onnx-fp32"][c] for c in cases]
     diff = fp32["max_abs_logit_diff_vs_torch"]
-    lines.append(f"- optimised fp32 >= 1.3x torch: {_verdict(min(fp32_speed) >= 1.3)} "
+    lines.append(f"- optimised fp32 ({fp32.get('graph', '?')} graph) >= 1.3x torch: {_verdict(min(fp32_speed) >= 1.3)} "
                  f"({' / '.join(f'{x}x' for x in fp32_speed)} at {' / '.join(cases)}); "
                  f"max abs logit diff {diff:.1e} {_verdict(diff <= 1e-4)}"
                  + (f"; accuracy {acc['fp32']:.1%} vs torch {acc['torch']:.1%} "
@@ -142,7 +142,7 @@ def peers_section(model: dict[str, Any]) -> list[str]:
          f"{theirs['export_and_quantize_s']:.1f} s (export {theirs['export_s']:.1f} s + "
          f"quantise {best.get('preset', '?')}; no validation)"),
         ("fp32 max abs logit diff vs torch",
-         f"{v['onnx-fp32-fused']['max_abs_logit_diff_vs_torch']:.1e} (fused)",
+         f"{v['onnx-fp32']['max_abs_logit_diff_vs_torch']:.1e} ({v['onnx-fp32'].get('graph', '?')} graph)",
          f"{v.get('optimum-fp32 (raw session)', {}).get('max_abs_logit_diff_vs_torch', float('nan')):.1e}"),
         ("int8 b1_s128 / b8_s128 p50",
          " / ".join(f"{_p50(model, 'onnx-int8', c) or 0:.1f}" for c in ("b1_s128", "b8_s128")) + " ms",
@@ -159,16 +159,22 @@ def peers_section(model: dict[str, Any]) -> list[str]:
     return ["", *lines]
 
 
-def int8_choice(model: dict[str, Any]) -> list[str]:
-    int8 = model["export_validation"].get("int8") or {}
-    if not int8:
-        return []
+def graph_choice(model: dict[str, Any]) -> list[str]:
+    lines = []
+    for precision, int8 in (("fp32", model["variants"]["onnx-fp32"].get("graph_choice")),
+                            ("int8", model["export_validation"].get("graph"))):
+        if int8:
+            lines += _graph_choice(precision, int8)
+    return lines
+
+
+def _graph_choice(precision: str, int8: dict[str, Any]) -> list[str]:
     parts = []
     for c in int8["candidates"]:
         timing = ", ".join(f"{k} {v:.1f} ms" for k, v in c["latency_ms"].items())
         why = f"; rejected: {c['rejected']}" if c.get("rejected") else ""
         parts.append(f"{c['graph']} ({c['size_bytes'] / 1e6:.1f} MB{', ' + timing if timing else ''}{why})")
-    return ["", f"int8 graph shipped: **{int8['graph']}** (selection {int8['selection']}; "
+    return ["", f"{precision} graph shipped: **{int8['shipped']}** (selection {int8['selection']}; "
             f"timed in the export: {'; '.join(parts)})."]
 
 
@@ -190,7 +196,7 @@ def render(report: dict[str, Any]) -> str:
         "",
     ]
     for model in report["models"].values():
-        lines += [*model_section(model), *int8_choice(model), *peers_section(model), ""]
+        lines += [*model_section(model), *graph_choice(model), *peers_section(model), ""]
         if model.get("accuracy"):
             lines += [*targets(model), ""]
     return "\n".join(lines) + "\n"

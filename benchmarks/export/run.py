@@ -1,4 +1,4 @@
-"""Export benchmark: torch eager vs advisor's ONNX (fp32 fused, int8) vs Optimum, side by side.
+"""Export benchmark: torch eager vs advisor's ONNX (fp32, int8) vs Optimum, side by side.
 
     .venv/bin/python benchmarks/export/run.py            # full sentiment recipe + bert-base
     .venv/bin/python benchmarks/export/run.py --quick    # CI recipe, no bert-base
@@ -167,7 +167,9 @@ def bench_model(
     )
     feeds = make_feeds(work / "int8" / "tokenizer.json", data_csv, work / "feeds.npz")
     variants: dict[str, dict[str, Any]] = {
-        "onnx-fp32-fused": {"path": fp32.onnx_path, "fused_operators": dict(fp32.fused_operators)},
+        "onnx-fp32": {"path": fp32.onnx_path, "graph": fp32.validation["graph"]["shipped"],
+                      "graph_choice": fp32.validation["graph"],
+                      "fused_operators": dict(fp32.fused_operators)},
         "onnx-int8": {"path": int8.onnx_path, "operators": count_ops(int8.onnx_path)},
     }
     if with_exporters:
@@ -210,7 +212,7 @@ def bench_model(
             "fused_operators": dict(int8.fused_operators),
             "parity": int8.validation["parity"],
             "timings_s": int8.validation["timings_s"],
-            "int8": int8.validation.get("int8"),
+            "graph": int8.validation.get("graph"),
         },
         "peers": peers,
     }

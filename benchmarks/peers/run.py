@@ -140,7 +140,7 @@ def export_rows(name: str, model: dict[str, Any]) -> list[Row]:
                 f"{theirs['export_and_quantize_s']:.1f} s (export + quantise, no validation)",
                 "Optimum", ratio(ours["export_s"], theirs["export_and_quantize_s"])),
             row(group, "fp32 max abs logit diff vs torch",
-                f"{v['onnx-fp32-fused']['max_abs_logit_diff_vs_torch']:.1e}",
+                f"{v['onnx-fp32']['max_abs_logit_diff_vs_torch']:.1e}",
                 f"{v.get('optimum-fp32 (raw session)', {}).get('max_abs_logit_diff_vs_torch', float('nan')):.1e}",
                 "Optimum"),
         ]
@@ -161,14 +161,17 @@ def export_rows(name: str, model: dict[str, Any]) -> list[Row]:
                 ", ".join(theirs["serving_imports"]) or "none", "Optimum"),
         ]
     group = f"ONNX vs torch eager: {title}"
-    for variant, label in (("onnx-fp32-fused", "fp32 fused"), ("onnx-int8", "int8")):
+    fp32_graph = v["onnx-fp32"].get("graph", "fused")
+    int8_graph = ((model.get("export_validation") or {}).get("graph") or {}).get("shipped", "?")
+    for variant, label in (("onnx-fp32", f"fp32 ({fp32_graph} graph)"),
+                           ("onnx-int8", f"int8 ({int8_graph} graph)")):
         for case in ("b1_s128", "b8_s128"):
             a, b = _p50(model, variant, case), _p50(model, "torch-eager", case)
             faster = f" ({b / a:.2f}x faster)" if a and b else ""
             rows.append(row(group, f"{label} p50 latency {case}", f"{a:.1f} ms{faster}" if a else "-",
                             f"{b:.1f} ms" if b else "-", "torch eager", ratio(a, b)))
     rows.append(row(group, "model file", f"{_mb(v['onnx-int8'].get('size_bytes'))} int8, "
-                    f"{_mb(v['onnx-fp32-fused'].get('size_bytes'))} fp32",
+                    f"{_mb(v['onnx-fp32'].get('size_bytes'))} fp32",
                     _mb(v["torch-eager"].get("size_bytes")), "torch eager",
                     ratio(v["onnx-int8"].get("size_bytes"), v["torch-eager"].get("size_bytes"))))
     if acc:

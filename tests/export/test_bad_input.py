@@ -106,7 +106,7 @@ def test_accuracy_gate_refuses_to_publish(tiny_model: TinyFactory, tmp_path: Pat
 def test_fused_int8_without_fusion_is_a_usage_error(tiny_model: TinyFactory, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--no-optimize") as info:
         _run(tiny_model("bert", "text-classification"), tmp_path / "out", optimize=False,
-             int8_graph="fused")
+             graph="fused")
     assert info.value.exit_code == 2
     assert not (tmp_path / "out").exists()
 

@@ -43,21 +43,22 @@ def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tm
     assert serving["inputs"] == list(ARCHITECTURES[arch].inputs)
     assert serving["outputs"] == [TASKS[task].output]
     assert serving["quantization"] == "int8"
-    int8 = result.validation["int8"]
-    assert serving["optimization"] == ("fused" if int8["graph"] == "fused" else "none")
+    int8 = result.validation["graph"]
+    assert int8["precision"] == "int8"
+    assert serving["optimization"] == ("fused" if int8["shipped"] == "fused" else "none")
     # auto: both graphs quantised; the much bigger one dropped, the others timed, the faster shipped
     candidates = int8["candidates"]
     assert sorted(c["graph"] for c in candidates) == ["fused", "unfused"]
-    assert [c["graph"] for c in candidates if c["chosen"]] == [int8["graph"]]
+    assert [c["graph"] for c in candidates if c["chosen"]] == [int8["shipped"]]
     smallest = min(c["size_bytes"] for c in candidates)
     eligible = [c for c in candidates if c["size_bytes"] <= 1.25 * smallest]
     assert [c for c in candidates if c["rejected"]] == [c for c in candidates if c not in eligible]
     if len(eligible) > 1:
         assert all(set(c["latency_ms"]) == {"b1_s64", "b8_s64"} for c in eligible)
         times = {c["graph"]: math.prod(c["latency_ms"].values()) for c in eligible}
-        assert int8["graph"] == min(times, key=times.__getitem__)
+        assert int8["shipped"] == min(times, key=times.__getitem__)
     else:
-        assert int8["graph"] == eligible[0]["graph"]
+        assert int8["shipped"] == eligible[0]["graph"]
     chosen = next(c for c in candidates if c["chosen"])
     assert result.validation["sizes_bytes"]["onnx_int8"] == chosen["size_bytes"] == result.size_bytes
     assert serving["onnx_sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
@@ -127,11 +128,11 @@ def test_artifacts_serve_without_torch(tiny_model: TinyFactory, tmp_path: Path, 
 def test_int8_graph_is_chosen_by_the_user(tiny_model: TinyFactory, tmp_path: Path, graph: str,
                                           optimization: str) -> None:
     out = tmp_path / "a"
-    result = _export(tiny_model("bert", "text-classification"), out, int8_graph=graph)
+    result = _export(tiny_model("bert", "text-classification"), out, graph=graph)
     ops = result.validation["operators"]
     assert ("QAttention" in ops) == (graph == "fused")
     assert ops.get("MatMulInteger", 0) > (4 if graph == "unfused" else 0)
-    (candidate,) = result.validation["int8"]["candidates"]
+    (candidate,) = result.validation["graph"]["candidates"]
     assert candidate == {"graph": graph, "chosen": True, "latency_ms": {}, "accuracy": None,
                          "rejected": None, "size_bytes": result.validation["sizes_bytes"]["onnx_int8"]}
     assert result.optimization == optimization
@@ -145,15 +146,38 @@ def test_auto_times_both_int8_graphs_and_ships_the_faster(tiny_model: TinyFactor
     # lift that so the timing race itself runs (the sample-model test runs it for real).
     from advisor.export import pipeline
 
-    monkeypatch.setattr(pipeline, "INT8_SIZE_SLACK", 100.0)
-    monkeypatch.setattr(pipeline, "INT8_TIMING_SECONDS", 0.05)
+    monkeypatch.setattr(pipeline, "SIZE_SLACK", 100.0)
+    monkeypatch.setattr(pipeline, "TIMING_SECONDS", 0.05)
     result = _export(tiny_model("bert", "text-classification"), tmp_path / "a")
-    int8 = result.validation["int8"]
+    int8 = result.validation["graph"]
     scores = [math.sqrt(math.prod(c["latency_ms"].values())) for c in int8["candidates"]]
     assert all(set(c["latency_ms"]) == {"b1_s64", "b8_s64"} for c in int8["candidates"])
     assert scores == sorted(scores) and all(s > 0 for s in scores)
     assert [c["chosen"] for c in int8["candidates"]] == [True, False]
-    assert ("QAttention" in result.validation["operators"]) == (int8["graph"] == "fused")
+    assert ("QAttention" in result.validation["operators"]) == (int8["shipped"] == "fused")
+
+
+@pytest.mark.parametrize("graph", ["auto", "fused", "unfused"])
+def test_fp32_ships_the_graph_asked_for_or_the_faster(tiny_model: TinyFactory, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, graph: str) -> None:
+    from advisor.export import pipeline
+
+    monkeypatch.setattr(pipeline, "TIMING_SECONDS", 0.05)
+    out = tmp_path / "a"
+    result = _export(tiny_model("bert", "text-classification"), out, quantize="none", graph=graph)
+    shipped = result.validation["graph"]
+    assert shipped["precision"] == "fp32" and shipped["selection"] == graph
+    names = [c["graph"] for c in shipped["candidates"]]
+    assert sorted(names) == (["fused", "unfused"] if graph == "auto" else [graph])
+    if graph == "auto":
+        eligible = [c for c in shipped["candidates"] if not c["rejected"]]
+        scores = [math.prod(c["latency_ms"].values()) for c in eligible]
+        assert scores == sorted(scores) and eligible[0]["chosen"]
+    ops = result.validation["operators"]
+    assert ("Attention" in ops) == (shipped["shipped"] == "fused")
+    assert result.optimization == ("fused" if shipped["shipped"] == "fused" else "none")
+    assert all(p["enforced"] for p in result.validation["parity"])  # no int8 checks in fp32
+    _check_dynamic_shapes(out, "bert", "text-classification")
 
 
 def test_accuracy_and_agreement_on_labelled_csv(tiny_model: TinyFactory, tmp_path: Path) -> None:
@@ -168,7 +192,7 @@ def test_accuracy_and_agreement_on_labelled_csv(tiny_model: TinyFactory, tmp_pat
     assert acc["accuracy"]["fp32"] == acc["accuracy"]["torch"]
     assert result.fp32_accuracy == acc["accuracy"]["fp32"]
     assert result.validation["gate"]["checked"] is True
-    chosen = [c for c in result.validation["int8"]["candidates"] if c["chosen"]]
+    chosen = [c for c in result.validation["graph"]["candidates"] if c["chosen"]]
     assert [c["accuracy"] for c in chosen] == [acc["accuracy"]["int8"]]
 
 
