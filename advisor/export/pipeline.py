@@ -55,7 +55,7 @@ class _Candidate:
 
     @property
     def score(self) -> float:
-        """Geometric mean of the per-shape medians: each shape weighs the same."""
+        """Geometric mean of the per-shape fastest runs: each shape weighs the same."""
         values = list(self.latency_ms.values())
         return math.prod(values) ** (1.0 / len(values)) if values else 0.0
 
