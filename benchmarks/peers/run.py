@@ -191,6 +191,9 @@ def render(report: dict[str, Any]) -> str:
         f"at start, {report['loadavg_end'][0]:.1f} at end. Regenerate with "
         "`.venv/bin/python benchmarks/peers/run.py`.",
         "",
+        f"advise vs dive measured {(report['sources']['advise'].get('measured') or {}).get('date', '?')}, "
+        f"the export comparisons {(report['sources']['export'].get('machine') or {}).get('date', '?')}.",
+        "",
         "Every ratio is advisor / peer (below 1: advisor is faster or smaller), taken within one",
         "run on one machine (a shared, noisy VM: read ratios, not absolute times). Latencies: 2 threads, p50 over rotated rounds, real",
         "held-out sentences packed to 128 tokens (`benchmarks/export/report.md` has every variant).",
