@@ -142,3 +142,24 @@ def test_advise_does_not_import_heavy_modules(fat_image: str) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "HEAVY []" in r.stderr, r.stderr
+
+
+def test_export_graph_option_end_to_end(tmp_path: Path) -> None:
+    from tests.export.tiny import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "tiny", "bert", "text-classification")
+    out = tmp_path / "artifacts"
+    proc = run("export", str(model), "--artifacts", str(out), "--quantize", "none",
+               "--graph", "unfused", "--max-length", "32", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)["export"]
+    assert (summary["graph"], summary["optimization"], summary["quantization"]) == ("unfused", "none", "none")
+    assert json.loads((out / "validation.json").read_text())["graph"]["selection"] == "unfused"
+    text = run("export", str(model), "--artifacts", str(out), "--quantize", "none",
+               "--graph", "fused", "--max-length", "32")
+    assert text.returncode == 0, text.stderr
+    assert "(fp32, fused graph," in text.stdout
+    refused = run("export", str(model), "--artifacts", str(tmp_path / "never"), "--graph", "fused",
+                  "--no-optimize")
+    assert refused.returncode == 2 and "--no-optimize" in refused.stderr
+    assert not (tmp_path / "never").exists()
