@@ -75,14 +75,21 @@ def bench_torch(
     return timings, outputs
 
 
-def ort_session(path: Path, threads: int) -> Any:
+def session_options(threads: int) -> Any:
+    """The same onnxruntime options for every ONNX variant, raw session or ORTModel alike."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return opts
+
+
+def ort_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def bench_onnx(
@@ -125,7 +132,7 @@ def bench_optimum(
         "avx512_vnni": AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=False),
         "avx2": AutoQuantizationConfig.avx2(is_static=False, per_channel=False),
     }
-    so = ortmodel_session_options(threads)
+    so = session_options(threads)
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     outputs: dict[str, np.ndarray] = {}
@@ -162,16 +169,6 @@ def bench_optimum(
             "fp32_onnx": str(fp32_onnx), **results[best]["latency_ms"]}, outputs
 
 
-def ortmodel_session_options(threads: int) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return so
-
-
 def time_ortmodel(
     model: Any, cases: Mapping[str, Mapping[str, np.ndarray]]
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -194,7 +191,7 @@ def bench_ortmodel(
 
     torch.set_num_threads(threads)
     model = ORTModelForSequenceClassification.from_pretrained(
-        ort_dir, session_options=ortmodel_session_options(threads)
+        ort_dir, session_options=session_options(threads)
     )
     return time_ortmodel(model, cases)
 
