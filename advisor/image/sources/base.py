@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import os
 import shutil
 import tarfile
@@ -31,7 +32,7 @@ def spool(reader: BinaryIO | io.RawIOBase | gzip.GzipFile, what: str) -> BinaryI
     out = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, owned by the caller
     try:
         where = tempfile.gettempdir()
-        for n in range(1 << 62):
+        for n in itertools.count():
             chunk = reader.read(_SPOOL_CHUNK)
             if not chunk:
                 break
