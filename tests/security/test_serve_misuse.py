@@ -101,10 +101,22 @@ def model_copy(tiny_model: Path) -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _closed_to_others(path: Path) -> Path | None:
+    """The first directory on the way to ``path`` that others may not search, if any."""
+    for d in reversed([path, *path.parents]):
+        if not d.stat().st_mode & 0o001:
+            return d
+    return None
+
+
 @pytest.fixture(scope="module")
 def served(model_copy: Path) -> Iterator[Served]:
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root (a private mount namespace, a read-only remount) and setpriv")
+    closed = _closed_to_others(REPO)
+    if closed is not None:  # uid 65534 could not import advisor or its venv from this checkout
+        pytest.skip(f"{closed} is closed to other users (mode 0{closed.stat().st_mode & 0o777:o}); "
+                    "clone into a world-readable directory to run the server as uid 65534")
     s = _start(model_copy)
     try:
         yield s
