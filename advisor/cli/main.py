@@ -52,8 +52,8 @@ def _root(
 
 
 def write_output(text: str, output: Path | None) -> None:
-    """Write a report to a file atomically, or to stdout."""
-    if output is None:
+    """Write a report to a file atomically (a device or pipe in place), or to stdout (``-``)."""
+    if output is None or str(output) == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     write_text_atomic(output, text)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import AdvisorError, BadInputError, BuildError
+from advisor.fsutil import is_special, replace_target, staging_dir_for
 from advisor.image.model import Image, Layer
 from advisor.image.refs import ImageRef, Transport, as_ref
 from advisor.image.tarball import (
@@ -127,6 +128,8 @@ def _sweep_stale_temps(dest: Path) -> None:
 
 @contextmanager
 def _temp_dir_near(dest: Path) -> Iterator[Path]:
+    # Beside the final target, so the last rename is atomic; never inside /dev for /dev/null.
+    dest = staging_dir_for(dest) / dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale_temps(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
@@ -376,7 +379,7 @@ def _write_layout_files(root: Path, manifests: list[dict[str, Any]]) -> None:
 
 
 def _publish_oci(ref: ImageRef, asm: _Assembled, tmp: Path) -> None:
-    dest = Path(ref.path)
+    dest = replace_target(Path(ref.path))
     entry = _index_entry(asm, ref.tag)
     if not dest.exists():
         _write_layout_files(asm.staging.root, [entry])
@@ -450,10 +453,14 @@ def _spec_of_tree(root: Path) -> dict[str, bytes | FileSpec]:
 def _write_archive(dest: Path, spec: Mapping[str, bytes | FileSpec], tmp: Path) -> None:
     if dest.is_dir():
         raise BuildError(f"{dest} is a directory", hint="name an archive file")
-    part = tmp / "archive.tar"
+    if is_special(dest):  # /dev/null, a pipe: written in place, never renamed over
+        with open(dest, "wb") as fh:
+            write_tar(spec, fh, TarOptions(mtime=default_options().mtime))
+        return
+    part = tmp / "archive.tar"  # tmp sits beside the target: the rename below is atomic
     with part.open("wb") as fh:
         write_tar(spec, fh, TarOptions(mtime=default_options().mtime))
-    os.replace(part, dest)
+    os.replace(part, replace_target(dest))
 
 
 def _publish_registry(ref: ImageRef, asm: _Assembled, insecure: bool) -> None:

@@ -147,6 +147,7 @@ def ensure_base(spec: BaseSpec) -> str:
     layout = df.cache_root() / f"base-{spec.name}-{key}"
     if (layout / "index.json").exists():
         return f"oci:{layout}:{spec.tag}"
+    df.cache_root().mkdir(parents=True, exist_ok=True)  # a fresh machine has no cache yet
     work = Path(tempfile.mkdtemp(prefix=".base-", dir=df.cache_root()))
     try:
         rootfs = work / "rootfs"
