@@ -9,6 +9,9 @@ import pytest
 
 from tests.registry_server import RegistryServer, available, start_registry
 
+# The slim-image fixtures (a Debian base, one build) serve tests/slim and tests/sandbox alike.
+pytest_plugins = ("tests.slim.fixtures",)
+
 
 def _start(tmp_path_factory: pytest.TempPathFactory, name: str, auth: str) -> Iterator[RegistryServer]:
     if not available():

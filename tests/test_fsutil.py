@@ -77,7 +77,7 @@ def test_regular_file_is_replaced_whole_and_readable(tmp_path: Path) -> None:
 
 
 def test_docker_archive_to_a_device_keeps_the_device(tmp_path: Path) -> None:
-    from advisor.image.writer import write_image
+    from advisor.oci.writer import write_image
 
     dev = _fake_null(tmp_path)
     write_image(f"docker-archive:{dev}", [{"a.txt": b"hello"}],

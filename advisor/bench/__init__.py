@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from advisor.bench.cases import DEFAULT_CASES, BenchCase
 from advisor.bench.model import BenchConfig, BenchReport, SideResult
-from advisor.bench.report import report_json, write_reports
 from advisor.bench.run import run_bench
+from advisor.report.bench.render import report_json, write_reports
 
 __all__ = [
     "DEFAULT_CASES",

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from advisor.bench.sandbox import Sandbox
 from advisor.errors import BuildError
+from advisor.sandbox.environment import Sandbox
 
 DEFAULT_MODEL_DIR = "/app/model"
 

@@ -18,9 +18,9 @@ from advisor.bench import client
 from advisor.bench.cases import BenchCase, long_texts
 from advisor.bench.data import LabelledData, accuracy, agreement
 from advisor.bench.model import BenchConfig, LoadRun, ProgressFn, SideResult
-from advisor.bench.sandbox import ProbeProcess, Sandbox, ServerProcess, free_port
 from advisor.bench.stats import LatencySummary
 from advisor.errors import BuildError
+from advisor.sandbox.environment import ProbeProcess, Sandbox, ServerProcess, free_port
 
 _PREDICT_BATCH = 32
 

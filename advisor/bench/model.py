@@ -1,7 +1,7 @@
 """What flows through ``advisor bench``: its configuration and its measured results.
 
 Sizes are bytes, times seconds (latencies milliseconds, as the key names say). Results are
-frozen; ``report.json`` is rendered from them by ``advisor.bench.report``.
+frozen; ``report.json`` is rendered from them by ``advisor.report.bench.render``.
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ from advisor.bench.model import (
     SideResult,
     no_progress,
 )
-from advisor.bench.sandbox import Sandbox
 from advisor.bench.sizes import Inspected, inspect_image, measure_sizes
 from advisor.errors import BadInputError, BuildError
+from advisor.sandbox.environment import Sandbox
 
 if TYPE_CHECKING:
-    from advisor.build.runner import Bundle
+    from advisor.sandbox.runner import Bundle
 
 
 def _model_dir(config: BenchConfig, found: tuple[str, ...]) -> str:
@@ -61,7 +61,7 @@ def _sandbox(name: str, bundle: Bundle) -> Sandbox:
 @contextmanager
 def _unpacked(reference: str, progress: ProgressFn) -> Iterator[Bundle]:
     """The image unpacked by the build runner (skopeo + umoci, device nodes), removed after."""
-    from advisor.build.runner import unpack_image
+    from advisor.sandbox.runner import unpack_image
 
     progress(0, 0, f"unpacking {reference}")
     bundle = unpack_image(reference)

@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from advisor.analysis.filetree import FileInfo, FileTree, LayerTree
 from advisor.bench.model import ImageSizes, LayerSize
-from advisor.image.model import Capture, Entry, EntryKind, Image
+from advisor.oci.filetree import FileInfo, FileTree, LayerTree
+from advisor.oci.model import Capture, Entry, EntryKind, Image
 
 WEIGHT_SUFFIXES = (
     ".safetensors",
@@ -129,8 +129,8 @@ class Inspected:
 def inspect_image(reference: str, *, insecure: bool = False) -> Inspected:
     """Size ``reference`` and find its classifier models, in one streaming pass per layer."""
     from advisor.export.locate import find_models_in_image
-    from advisor.image.loader import open_image
-    from advisor.image.walk import read_layers
+    from advisor.oci.loader import open_image
+    from advisor.oci.walk import read_layers
 
     with open_image(reference, insecure=insecure) as image:
         trees = read_layers(image, _config_capture)
@@ -142,8 +142,8 @@ def inspect_image(reference: str, *, insecure: bool = False) -> Inspected:
 
 def measure_sizes(reference: str, *, insecure: bool = False) -> ImageSizes:
     """Open ``reference`` with advisor's own readers and size it."""
-    from advisor.image.loader import open_image
-    from advisor.image.walk import read_layers
+    from advisor.oci.loader import open_image
+    from advisor.oci.walk import read_layers
 
     with open_image(reference, insecure=insecure) as image:
         return image_sizes(image, read_layers(image))

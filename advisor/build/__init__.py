@@ -1,5 +1,1 @@
-"""Build the slim serving image: probe the base, fetch wheels for it, assemble the layers.
-
-``build_serving_image(BuildConfig) -> BuildResult`` (in ``image.py``) is the entry point the
-CLI calls; ``runner.run_image`` starts any built image without a Docker engine.
-"""
+"""The Dockerfile builder (``dockerfile.py``), kept apart from the slim image build in ``advisor/slim``."""

@@ -6,7 +6,7 @@ image (``FROM oci:DIR:TAG``, ``FROM scratch`` or an earlier stage) unpacked into
 filesystem; each ``RUN`` runs inside it with ``unshare`` (own mount and PID namespaces,
 the host's network); the filesystem is snapshotted before and after every step and the
 difference becomes a layer (new and changed files, ``.wh.`` whiteouts for deleted paths,
-opaque markers for replaced directories), written by ``advisor.image.tarball``.
+opaque markers for replaced directories), written by ``advisor.oci.tarball``.
 
 Supported: FROM [AS], RUN (shell and exec form), COPY/ADD of local files (``--from``,
 ``--chown``), ENV, ARG, WORKDIR, USER, EXPOSE, LABEL, CMD, ENTRYPOINT, ``.dockerignore``.
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from advisor.errors import BadInputError, BuildError, UsageError
 
 if TYPE_CHECKING:
-    from advisor.image.tarball import Compression
+    from advisor.oci.tarball import Compression
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -453,7 +453,7 @@ def _with_parents(paths: Iterable[str]) -> set[str]:
 
 def layer_spec(root: Path, changes: Changes, after: Snapshot) -> dict[str, Any]:
     """The tarball spec of a layer: real metadata for every path and each of its parents."""
-    from advisor.image.tarball import FileSpec
+    from advisor.oci.tarball import FileSpec
 
     spec: dict[str, Any] = {}
     seen_inodes: dict[int, str] = {}
@@ -649,7 +649,7 @@ class _Builder:
             entry["empty_layer"] = True
             stage.history.append(entry)
             return
-        from advisor.image.tarball import TarOptions, build_layer
+        from advisor.oci.tarball import TarOptions, build_layer
 
         built = build_layer(
             layer_spec(stage.rootfs, changes, after),
@@ -1247,7 +1247,7 @@ def write_layout(layout: Path, stage: _Stage, tag: str) -> str:
 
 def _layer_tar_sizes(stage: _Stage) -> list[LayerInfo]:
     """Fill the uncompressed size of base layers (unknown until their blobs are read once)."""
-    from advisor.image.walk import open_decompressed
+    from advisor.oci.walk import open_decompressed
 
     out = []
     for i, layer in enumerate(stage.layers):
@@ -1410,8 +1410,8 @@ def export_image(result: BuildResult, dest: str) -> str:
     The writer re-derives the config (its fixed ``created`` stamp), so the digest at ``dest``
     may differ from the cached layout's; layers and history are kept byte for byte.
     """
-    from advisor.image.loader import open_image
-    from advisor.image.writer import write_image
+    from advisor.oci.loader import open_image
+    from advisor.oci.writer import write_image
 
     image = open_image(result.reference)
     try:
@@ -1428,7 +1428,7 @@ def image_from_rootfs(
     Ownership, modes, links and mtimes come from disk; device nodes and sockets are left out
     (a runtime mounts /dev), as in the official base images.
     """
-    from advisor.image.tarball import TarOptions, build_layer
+    from advisor.oci.tarball import TarOptions, build_layer
 
     after = snapshot(rootfs)
     changes = Changes(tuple(sorted(after)), (), ())

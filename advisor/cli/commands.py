@@ -15,7 +15,7 @@ import typer
 from advisor.cli.main import OutputFormat, app, guarded, write_output
 from advisor.cli.progress import ProgressFn, progress_bar
 from advisor.errors import BadInputError, ExportError, UsageError
-from advisor.image.model import Platform
+from advisor.oci.model import Platform
 
 if TYPE_CHECKING:
     from advisor.export import ExportResult, ModelLocation
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def parse_platform(value: str | None) -> Platform | None:
     """``--platform`` as Docker and skopeo spell it, or None for this machine's."""
-    from advisor.image.refs import parse_platform as parse
+    from advisor.oci.refs import parse_platform as parse
 
     return parse(value) if value else None
 
@@ -57,17 +57,17 @@ def advise(
     """Show where every byte of IMAGE goes and what to fix, with the bytes each fix saves."""
 
     def body() -> None:
-        from advisor.analysis.advice import AdviseOptions
-        from advisor.analysis.advice import advise as run_advise
-        from advisor.analysis.capture import capture_for
-        from advisor.analysis.filetree import FileTree
-        from advisor.analysis.layers import analyze_layers
-        from advisor.fixes import write_fixes as write_fix_files
-        from advisor.image.loader import open_image
-        from advisor.image.walk import read_layers
-        from advisor.report import render
-        from advisor.rules.gate import gate
-        from advisor.rules.registry import ALL_RULES
+        from advisor.advise.advice import AdviseOptions
+        from advisor.advise.advice import advise as run_advise
+        from advisor.advise.facts.capture import capture_for
+        from advisor.advise.facts.layers import analyze_layers
+        from advisor.advise.fixes import write_fixes as write_fix_files
+        from advisor.advise.rules.gate import gate
+        from advisor.advise.rules.registry import ALL_RULES
+        from advisor.oci.filetree import FileTree
+        from advisor.oci.loader import open_image
+        from advisor.oci.walk import read_layers
+        from advisor.report.advise import render
 
         disabled = frozenset(disable_rule or ())
         unknown = disabled - {r.id for r in ALL_RULES}
@@ -126,7 +126,7 @@ def _resolve_model_dir(source: str, model_path: str | None, workdir: Path, platf
                             hint="give a folder with config.json, weights and a tokenizer, or an image reference")
     from advisor.export import find_models_in_image, materialize_model_from_image
     from advisor.export.locate import merged_tree
-    from advisor.image.loader import open_image
+    from advisor.oci.loader import open_image
 
     progress(0, 0, "reading the model out of the image")
     img = open_image(source, platform=parse_platform(platform), insecure=insecure)
@@ -253,7 +253,7 @@ def _labels(pairs: list[str] | None) -> dict[str, str]:
 
 def _build(artifacts: Path, output: str, progress: ProgressFn, *, base: str | None,
            **options: Any) -> dict[str, Any]:
-    from advisor.build.image import DEFAULT_BASE, BuildConfig, build_serving_image
+    from advisor.slim.image import DEFAULT_BASE, BuildConfig, build_serving_image
 
     res = build_serving_image(BuildConfig(
         artifacts=artifacts, destination=output, base=base or DEFAULT_BASE,
@@ -272,7 +272,7 @@ def _print_summary(summary: Mapping[str, Any], fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         write_output(json.dumps(summary, indent=2, sort_keys=True), None)
         return
-    from advisor.rules.base import human as human_bytes
+    from advisor.advise.rules.base import human as human_bytes
 
     ex = summary.get("export")
     if ex:
@@ -314,8 +314,8 @@ def bench(
     def body() -> None:
         from advisor.bench.cases import BenchCase
         from advisor.bench.model import BenchConfig
-        from advisor.bench.report import write_reports
         from advisor.bench.run import run_bench
+        from advisor.report.bench.render import write_reports
 
         config = BenchConfig(original=original, slim=slim, data=data, advice=advice,
                              original_model_path=original_model_path, max_samples=samples,

@@ -17,11 +17,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.analysis.filetree import FileTree
 from advisor.errors import AdvisorError, BadInputError
 from advisor.export.source import WEIGHT_FILES
 from advisor.export.specs import ARCHITECTURES, TASKS, infer_task
-from advisor.image.model import Capture, Entry, EntryKind, Image
+from advisor.oci.filetree import FileTree
+from advisor.oci.model import Capture, Entry, EntryKind, Image
 
 CONFIG_CAPTURE = 256 * 1024
 _HF_SNAPSHOT = re.compile(r"(?:^|/)models--(?P<name>[^/]+)/snapshots/(?P<rev>[^/]+)$")
@@ -48,7 +48,7 @@ def _capture(entry: Entry) -> Capture | None:
 
 
 def merged_tree(image: Image) -> FileTree:
-    from advisor.image.walk import read_layers
+    from advisor.oci.walk import read_layers
 
     return FileTree.merge(read_layers(image, _capture))
 
@@ -116,7 +116,7 @@ def materialize_model_from_image(image: Image, path: str, dest: Path,
     holds real files under their snapshot names. Sub-folders are not copied: a model folder
     is flat.
     """
-    from advisor.image.walk import extract_paths
+    from advisor.oci.walk import extract_paths
 
     tree = tree if tree is not None else merged_tree(image)
     folder = tree.resolve(path.strip("/"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from advisor.rules.base import human
+from advisor.advise.rules.base import human
 
 PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#1f77b4", "#2ca02c", "#7f7f7f", "#17becf", "#bcbd22", "#e377c2")
 

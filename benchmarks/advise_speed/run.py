@@ -34,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from advisor.image.tarball import FileSpec, spec_from_dir  # noqa: E402
-from advisor.image.writer import write_image  # noqa: E402
+from advisor.oci.tarball import FileSpec, spec_from_dir  # noqa: E402
+from advisor.oci.writer import write_image  # noqa: E402
 
 SITE = (
     Path(sys.prefix)
@@ -67,9 +67,9 @@ print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_
 
 _ADVISE = """
 import json, sys, time
-from advisor.image.loader import open_image
-from advisor.image.walk import read_layers
-from advisor.analysis.layers import analyze_layers
+from advisor.oci.loader import open_image
+from advisor.oci.walk import read_layers
+from advisor.advise.facts.layers import analyze_layers
 ref, workers = sys.argv[1], int(sys.argv[2])
 t = time.perf_counter()
 with open_image(ref) as image:
@@ -182,7 +182,7 @@ def compare_parsers(blob: Path) -> dict[str, float]:
     """CPU seconds to list one gzip layer: advisor's own tar parser vs ``tarfile`` ``r|gz``."""
     import tarfile
 
-    from advisor.image.walk import walk_layer
+    from advisor.oci.walk import walk_layer
 
     t = time.process_time()
     with blob.open("rb") as fh:

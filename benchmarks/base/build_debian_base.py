@@ -5,7 +5,7 @@
 ``full``: mmdebstrap --variant=minbase --include=python3 bookworm (a python:3.11-slim
 stand-in); ``slim``: the same without apt, dpkg, a shell, docs, locales and every package
 Python 3 and the wheels' native code do not load. Cached under
-${ADVISOR_CACHE:-~/.cache/advisor}/bases/<key>/ (see advisor/build/debian_base.py).
+${ADVISOR_CACHE:-~/.cache/advisor}/bases/<key>/ (see advisor/slim/debian_base.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from advisor.build.debian_base import ensure_debian_base
+from advisor.slim.debian_base import ensure_debian_base
 
 
 def main() -> int:

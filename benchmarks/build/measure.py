@@ -3,7 +3,7 @@
     python benchmarks/build/measure.py --artifacts DIR [--reps 7] [--out results.json]
 
 Everything runs on this machine: images are built from the offline Debian bases, unpacked
-with umoci and started with unshare (advisor.build.runner); clients talk over loopback,
+with umoci and started with unshare (advisor.sandbox.runner); clients talk over loopback,
 bounded in count. Cold start = spawn of the entrypoint -> first /predict answered, with the
 unpacked files in the page cache (a warm-disk cold start, as on a node that pulled the image).
 Cases are interleaved (A B C A B C ...) so background load hits them alike.
@@ -24,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from advisor.build.debian_base import ensure_debian_base
-from advisor.build.image import BuildConfig, BuildResult, Bytecode, build_serving_image
-from advisor.build.runner import Bundle, start, unpack_image, wait_ready
+from advisor.sandbox.runner import Bundle, start, unpack_image, wait_ready
+from advisor.slim.debian_base import ensure_debian_base
+from advisor.slim.image import BuildConfig, BuildResult, Bytecode, build_serving_image
 
 SENTENCE = "an engrossing, well acted drama that never quite finds its footing in the second half"
 

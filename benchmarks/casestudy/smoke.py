@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE))
 
 import build  # noqa: E402
 
-from advisor.build import runner  # noqa: E402
+from advisor.sandbox import runner  # noqa: E402
 
 TEXTS = ["A warm, funny and moving film.", "Dull, predictable and far too long."]
 

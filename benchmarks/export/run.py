@@ -320,7 +320,7 @@ def envsize(python: str, *args: str) -> dict[str, Any]:
 
 def advisor_side(artifacts: Path, export_seconds: float) -> dict[str, Any]:
     """advisor's export time and the environment its server needs (what the slim image holds)."""
-    from advisor.build.wheels import SERVING_PACKAGES
+    from advisor.slim.wheels import SERVING_PACKAGES
 
     serve = envsize(sys.executable, "serve", "advisor", str(artifacts))
     return {

@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO))
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from advisor.analysis.capture import capture_for  # noqa: E402
+from advisor.advise.facts.capture import capture_for  # noqa: E402
 from advisor.errors import BadInputError  # noqa: E402
-from advisor.image.loader import open_image  # noqa: E402
-from advisor.image.walk import read_layers, walk_layer  # noqa: E402
+from advisor.oci.loader import open_image  # noqa: E402
+from advisor.oci.walk import read_layers, walk_layer  # noqa: E402
 from advisor.serve.server import RequestError, parse_texts  # noqa: E402
 from advisor.serve.settings import Settings  # noqa: E402
 from tests.security.craft import (  # noqa: E402

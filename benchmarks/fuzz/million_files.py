@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from advisor.analysis.capture import capture_for  # noqa: E402
-from advisor.analysis.filetree import FileTree  # noqa: E402
-from advisor.image.walk import walk_layer  # noqa: E402
+from advisor.advise.facts.capture import capture_for  # noqa: E402
+from advisor.oci.filetree import FileTree  # noqa: E402
+from advisor.oci.walk import walk_layer  # noqa: E402
 from tests.security.craft import IterStream, many_files_tar  # noqa: E402
 
 

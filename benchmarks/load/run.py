@@ -30,7 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from advisor.build.runner import Bundle, free_port, unpack_image  # noqa: E402
+from advisor.sandbox.runner import Bundle, free_port, unpack_image  # noqa: E402
 from tests.security.loadgen import rss_bytes, run_load  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,7 +59,7 @@ def make_model(dest: Path) -> Path:
 
 
 def export_image(model: Path, out: Path) -> tuple[str, float, dict[str, Any]]:
-    from advisor.build.debian_base import ensure_debian_base
+    from advisor.slim.debian_base import ensure_debian_base
 
     base = ensure_debian_base("slim").reference
     ref = f"oci:{out}:v1"

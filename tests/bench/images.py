@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from advisor.image.tarball import FileSpec, spec_from_dir
+from advisor.oci.tarball import FileSpec, spec_from_dir
 
 SITE = "usr/local/lib/python3.11/dist-packages"
 _NOT_NEEDED = ("advisor", "__editable__", "_distutils_hack", "zstandard", "setuptools")
@@ -64,8 +64,8 @@ def packages_layer(site: Path, names: list[str]) -> dict[str, bytes | FileSpec]:
 
 
 def build_original(dest: str, base_ref: str, model_dir: Path) -> str:
-    from advisor.image.loader import open_image
-    from advisor.image.writer import write_image
+    from advisor.oci.loader import open_image
+    from advisor.oci.writer import write_image
 
     site, names = torch_closure(model_dir)
     model = spec_from_dir(model_dir, "srv/models/sentiment")
@@ -83,7 +83,7 @@ def build_original(dest: str, base_ref: str, model_dir: Path) -> str:
 
 
 def build_slim(dest: str, base_ref: str, artifacts: Path) -> str:
-    from advisor.build.image import BuildConfig, build_serving_image
+    from advisor.slim.image import BuildConfig, build_serving_image
 
     return build_serving_image(
         BuildConfig(artifacts=artifacts, destination=dest, base=base_ref)

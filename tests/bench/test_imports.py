@@ -7,7 +7,7 @@ import sys
 def test_bench_imports_no_ml_stack_on_the_host() -> None:
     """torch/onnxruntime run inside the images; the CLI's host process never loads them."""
     code = (
-        "import sys, advisor.bench, advisor.bench.html, advisor.bench.measure;"
+        "import sys, advisor.bench, advisor.report.bench.html, advisor.bench.measure;"
         "heavy = [m for m in ('torch', 'transformers', 'onnxruntime', 'onnx', 'numpy', 'tokenizers')"
         " if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )

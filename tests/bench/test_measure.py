@@ -15,13 +15,13 @@ import pytest
 from advisor.bench.data import load_csv
 from advisor.bench.measure import Measured, OriginalSpec, SlimSpec, measure
 from advisor.bench.model import BenchConfig, BenchReport
-from advisor.bench.report import report_json, write_reports
 from advisor.bench.run import assemble
-from advisor.bench.sandbox import Sandbox
 from advisor.bench.sizes import measure_sizes
+from advisor.report.bench.render import report_json, write_reports
+from advisor.sandbox.environment import Sandbox
 from tests.bench import chromium
 from tests.bench.conftest import LABELS, TinyModel
-from tests.image.helpers import make_image
+from tests.oci.helpers import make_image
 
 CONFIG = BenchConfig(
     original="host:tiny-torch", slim="host:tiny-onnx", rounds=2, iterations=6,

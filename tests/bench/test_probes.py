@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from advisor.bench.data import load_csv
-from advisor.bench.sandbox import ProbeProcess, Sandbox
 from advisor.errors import BuildError
+from advisor.sandbox.environment import ProbeProcess, Sandbox
 from tests.bench.conftest import LABELS, TinyModel
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from advisor.bench.model import BenchConfig, BenchReport
-from advisor.bench.report import write_reports
 from advisor.bench.run import run_bench
 from advisor.errors import BuildError
+from advisor.report.bench.render import write_reports
 from tests.bench import images
 from tests.bench.conftest import TinyModel
 
@@ -30,7 +30,7 @@ FAST = dict(rounds=2, iterations=4, max_case_seconds=8.0, throughput_seconds=0.5
 
 @pytest.fixture(scope="module")
 def built(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    from advisor.build.debian_base import ensure_debian_base
+    from advisor.slim.debian_base import ensure_debian_base
 
     # The slim image on the slim base, as `advisor export` builds it; the original on the
     # full base (its torch needs more of Debian than the slim closure keeps).

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from advisor.bench.sizes import area_of, measure_sizes
-from tests.image.helpers import FileSpec, make_image_written
+from tests.oci.helpers import FileSpec, make_image_written
 
 LAYERS = [
     {

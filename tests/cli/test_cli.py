@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.helpers import FileSpec, make_image
+from tests.oci.helpers import FileSpec, make_image
 
 ADVISOR = [sys.executable, "-m", "advisor.cli"]
 

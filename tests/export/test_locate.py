@@ -16,9 +16,9 @@ from advisor.export import (
     materialize_model_from_image,
 )
 from advisor.export.locate import merged_tree
-from advisor.image.loader import open_image
+from advisor.oci.loader import open_image
 from tests.export.conftest import TinyFactory
-from tests.image.helpers import FileSpec, make_image
+from tests.oci.helpers import FileSpec, make_image
 
 HF = "root/.cache/huggingface/hub/models--acme--tiny-sentiment"
 REV = "0123abcd"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from advisor.analysis.advice import build_advice
-from advisor.report import render
-from tests.analysis.test_advice import _combined
+from advisor.advise.advice import build_advice
+from advisor.report.advise import render
+from tests.advise.test_advice import _combined
 
 GOLDEN = Path(__file__).parent / "golden"
 

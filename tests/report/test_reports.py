@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from advisor.analysis.advice import Advice, build_advice
+from advisor.advise.advice import Advice, build_advice
 from advisor.errors import UsageError
-from advisor.report import render
-from tests.analysis.test_advice import _combined
+from advisor.report.advise import render
+from tests.advise.test_advice import _combined
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -2,7 +2,7 @@
 
 Every case runs twice: as a seekable plain tar (the walk seeks over contents) and gzipped
 through a non-seekable stream (the walk reads and discards), the two code paths of
-``advisor.image.walk``. Memory-bound and hang-prone cases run in a child process, where the
+``advisor.oci.walk``. Memory-bound and hang-prone cases run in a child process, where the
 peak RSS is measured and a hang is a timeout, not a stuck test run.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from advisor.analysis.capture import capture_for
-from advisor.analysis.filetree import FileTree, LayerTree
+from advisor.advise.facts.capture import capture_for
 from advisor.errors import BadInputError
-from advisor.image.model import EntryKind
-from advisor.image.walk import walk_layer
+from advisor.oci.filetree import FileTree, LayerTree
+from advisor.oci.model import EntryKind
+from advisor.oci.walk import walk_layer
 from tests.security.craft import (
     END,
     IterStream,
@@ -172,8 +172,8 @@ def test_truncated_and_corrupted_gzip_never_crash() -> None:
 _CHILD = """
 import io, sys, time, zlib
 from tests.security.craft import header, pad, END, IterStream, many_files_tar
-from advisor.image.walk import walk_layer
-from advisor.analysis.capture import capture_for
+from advisor.oci.walk import walk_layer
+from advisor.advise.facts.capture import capture_for
 def zeros_gzip(n):
     c = zlib.compressobj(9, zlib.DEFLATED, 31)
     block = bytes(1 << 20)

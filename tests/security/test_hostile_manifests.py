@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from advisor.analysis.capture import capture_for
+from advisor.advise.facts.capture import capture_for
 from advisor.errors import BadInputError, DigestMismatchError
-from advisor.image.loader import open_image
-from advisor.image.walk import read_layers
+from advisor.oci.loader import open_image
+from advisor.oci.walk import read_layers
 from tests.security.craft import (
     LAYER_GZIP,
     OCI_CONFIG,
@@ -290,7 +290,7 @@ def test_cli_deep_json_exit_3(tmp_path: Path) -> None:
 def test_manifest_media_types_are_the_documented_ones() -> None:
     # The constants this corpus writes must be the ones advisor accepts, or every case
     # above would be refused for the wrong reason.
-    from advisor.image.sources import manifests
+    from advisor.oci.sources import manifests
 
     assert (manifests.OCI_MANIFEST, manifests.OCI_INDEX, manifests.OCI_CONFIG) == (
         OCI_MANIFEST, OCI_INDEX, OCI_CONFIG)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from advisor.analysis.capture import capture_for
+from advisor.advise.facts.capture import capture_for
 from advisor.errors import AdvisorError
-from advisor.image.loader import open_image
-from advisor.image.walk import read_layers
+from advisor.oci.loader import open_image
+from advisor.oci.walk import read_layers
 from tests.security.craft import PY, REPO
 
 FRACTIONS = (0.05, 0.35, 0.65, 0.95)

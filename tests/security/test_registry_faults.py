@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from advisor.analysis.capture import capture_for
+from advisor.advise.facts.capture import capture_for
 from advisor.errors import AdvisorError, BadInputError, RegistryError
-from advisor.image.loader import open_image
-from advisor.image.model import Descriptor
-from advisor.image.sources.registry import RegistryClient, RetryPolicy
-from advisor.image.walk import read_layers
-from advisor.image.writer import write_image
+from advisor.oci.loader import open_image
+from advisor.oci.model import Descriptor
+from advisor.oci.sources.registry import RegistryClient, RetryPolicy
+from advisor.oci.walk import read_layers
+from advisor.oci.writer import write_image
 from tests.registry_server import RegistryServer
 from tests.security.fault_proxy import Fault, FaultProxy, fault_proxy
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from advisor.errors import AdvisorError, BadInputError
-from advisor.image.loader import open_image
-from advisor.image.walk import extract_paths
-from advisor.image.writer import write_image
-from tests.image.helpers import FileSpec, make_image
+from advisor.oci.loader import open_image
+from advisor.oci.walk import extract_paths
+from advisor.oci.writer import write_image
+from tests.oci.helpers import FileSpec, make_image
 from tests.security.craft import member, tar, write_layout
 
 
@@ -81,7 +81,7 @@ def _have(*tools: str) -> bool:
 
 @pytest.mark.skipif(not _have("skopeo", "umoci"), reason="needs skopeo and umoci (apt-get install skopeo umoci)")
 def test_runner_unpack_stays_inside(tmp_path: Path, outside: Path) -> None:
-    from advisor.build.runner import unpack_image
+    from advisor.sandbox.runner import unpack_image
 
     # Without the dangling hardlink (umoci refuses that one, which is fine) the unpack runs
     # to the end, so every escape below is really attempted.
@@ -97,7 +97,7 @@ def test_runner_unpack_stays_inside(tmp_path: Path, outside: Path) -> None:
 
 @pytest.mark.skipif(not _have("skopeo", "umoci"), reason="needs skopeo and umoci")
 def test_runner_device_nodes_never_follow_an_image_symlink(tmp_path: Path, outside: Path) -> None:
-    from advisor.build.runner import unpack_image
+    from advisor.sandbox.runner import unpack_image
 
     # An image whose /dev is a symlink to a host directory: umoci keeps the link as written;
     # device nodes must land in the rootfs, never *through* the link, as root, on the host.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import sys
 
-from advisor.image.writer import write_image
+from advisor.oci.writer import write_image
 
 LAYERS = 6
 LAYER_BYTES = 12 << 20

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from advisor.build.image import SERVED_TASKS
 from advisor.serve.model import (
     SUPPORTED_TASKS,
     Embedding,
@@ -29,6 +28,7 @@ from advisor.serve.model import (
 )
 from advisor.serve.server import App, Server, make_server
 from advisor.serve.settings import Settings
+from advisor.slim.image import SERVED_TASKS
 from tests.serve.conftest import ArtifactsFactory
 from tests.serve.tiny_artifacts import HIDDEN, TASK_LABELS, TOKEN_LABELS
 

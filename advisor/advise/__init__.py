@@ -1,0 +1,2 @@
+"""The advise pipeline: facts about an image (``facts/``), rules that turn them into findings
+and recommendations (``rules/``), and the fix files they imply (``fixes/``)."""

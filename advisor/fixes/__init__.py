@@ -1,5 +1,0 @@
-"""Fix artifacts for ``advise --write-fixes DIR``: Dockerfile, .dockerignore, split requirements."""
-
-from advisor.fixes.writer import FixPlan, plan_fixes, write_fixes
-
-__all__ = ["FixPlan", "plan_fixes", "write_fixes"]

@@ -1,0 +1,160 @@
+"""The data that flows out of every image source, whatever the transport.
+
+These dataclasses are the contract between ``advisor.oci`` (which reads bytes) and
+``advisor.advise.facts`` (which reasons about them). Sizes are bytes; digests are
+``sha256:<hex>`` strings; paths inside a layer are normalised POSIX paths without a
+leading ``/`` or ``./`` (the root itself is never an entry).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+
+class EntryKind(enum.Enum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    CHAR = "char"
+    BLOCK = "block"
+    FIFO = "fifo"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One tar member of a layer, after whiteout markers have been interpreted.
+
+    ``size`` is the content length for regular files and 0 for everything else (a hardlink
+    carries no bytes of its own in a tar). ``link`` is the target of a symlink (as written)
+    or of a hardlink (normalised like ``path``).
+    """
+
+    path: str
+    kind: EntryKind
+    size: int = 0
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    link: str = ""
+    mtime: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """How much of a file's content an analysis wants kept while the layer streams past.
+
+    ``head`` bytes from the start and ``tail`` bytes from the end (for ELF section headers);
+    a file no larger than ``head`` is kept whole.
+    """
+
+    head: int
+    tail: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str = "linux"
+    architecture: str = "amd64"
+    variant: str = ""
+
+    def __str__(self) -> str:
+        s = f"{self.os}/{self.architecture}"
+        return f"{s}/{self.variant}" if self.variant else s
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """An OCI content descriptor (also used for docker-archive layers, with their tar digest)."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    platform: Platform | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    created_by: str = ""
+    created: str = ""
+    comment: str = ""
+    empty_layer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """The parts of the image config JSON that analyses read; ``raw`` keeps all of it."""
+
+    digest: str
+    os: str
+    architecture: str
+    diff_ids: Sequence[str]
+    history: Sequence[HistoryEntry]
+    env: Sequence[str] = ()
+    entrypoint: Sequence[str] = ()
+    cmd: Sequence[str] = ()
+    working_dir: str = ""
+    user: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """A layer as stored (``blob``: compressed or not) and as applied (``diff_id``)."""
+
+    index: int
+    blob: Descriptor
+    diff_id: str
+
+    @property
+    def compression(self) -> str:
+        """``gzip``, ``zstd`` or ``none``, from the media type."""
+        mt = self.blob.media_type
+        if mt.endswith("gzip") or mt.endswith(".tar.gzip") or mt.endswith("rootfs.diff.tar.gzip"):
+            return "gzip"
+        if mt.endswith("zstd"):
+            return "zstd"
+        return "none"
+
+
+class ImageSource(Protocol):
+    """Where an image's blobs come from: an OCI layout, an archive, a registry, an engine.
+
+    ``open_blob`` returns a stream that verifies the descriptor's digest and size as it is
+    read and raises ``DigestMismatchError`` (or ``BadInputError`` for a short read) at EOF.
+    """
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Image:
+    """A resolved single-platform image: its manifest, config and layers, and where to read them."""
+
+    reference: str
+    digest: str  # manifest digest (for docker-archive: sha256 of the manifest advisor derives)
+    manifest: Mapping[str, Any]
+    config: ImageConfig
+    layers: Sequence[Layer]
+    source: ImageSource
+
+    @property
+    def compressed_size(self) -> int:
+        return sum(layer.blob.size for layer in self.layers)
+
+    def close(self) -> None:
+        """Release what the source holds (open files, sockets, temporary files)."""
+        self.source.close()
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""``advisor bench``'s reports: report.json and report.md (``render``), report.html (``html``)."""

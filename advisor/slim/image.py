@@ -1,0 +1,305 @@
+"""``build_serving_image``: base + deps | model | app layers + config -> any writable ImageRef.
+
+The steps, in order: open the base and walk it once (probe captures only), probe its
+Python, fetch and install the wheels for that target, stage the model and the serving app,
+optionally precompile bytecode, then hand the layers and the config to the writer. The
+same inputs give the same bytes, hence the same manifest digest.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from advisor import __version__
+from advisor.errors import BuildError
+from advisor.oci.filetree import FileTree
+from advisor.oci.loader import open_image
+from advisor.oci.model import Capture, Entry, Image
+from advisor.oci.walk import read_layers
+from advisor.oci.writer import write_image
+from advisor.slim import layers as L
+from advisor.slim.debian_base import cache_root
+from advisor.slim.probe import PythonTarget, probe_capture, probe_python
+from advisor.slim.wheels import (
+    compile_bytecode,
+    default_requirements,
+    download_wheels,
+    imported_sources,
+    install_wheels,
+    prune,
+    tree_size,
+)
+
+DEFAULT_BASE = "docker.io/library/python:3.11-slim"
+DEFAULT_PORT = 8080
+Progress = Callable[[str], None]
+Bytecode = Literal["imported", "all", "none"]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """What to build: the artifacts (export's output dir), on which base, to where."""
+
+    artifacts: Path
+    destination: str
+    base: str = DEFAULT_BASE
+    port: int = DEFAULT_PORT
+    user: L.User = field(default_factory=L.User)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    bytecode: Bytecode = "imported"  # what to precompile: see benchmarks/build/report.md
+    prune: bool = False  # drop tests, stubs, headers, converters from the deps (wheels.prune)
+    requirements: tuple[str, ...] = ()  # empty: pins from default_requirements()
+    workers: int = 1
+    intra_op_threads: int = 0
+    insecure: bool = False
+    cache_dir: Path | None = None
+    progress: Progress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LayerReport:
+    name: str  # deps | model | app
+    digest: str
+    size_bytes: int  # uncompressed content bytes
+    compressed_size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    destination: str
+    manifest_digest: str
+    config_digest: str
+    base: str
+    base_digest: str
+    target: PythonTarget
+    layers: tuple[LayerReport, ...]
+    requirements: tuple[str, ...]
+    bytecode: str  # what was precompiled: imported | all | none
+    packages_size_bytes: int  # installed onnxruntime + numpy + tokenizers, without bytecode
+    model_size_bytes: int
+
+    @property
+    def added_size_bytes(self) -> int:
+        return sum(layer.size_bytes for layer in self.layers)
+
+
+def build_serving_image(config: BuildConfig) -> BuildResult:
+    say = config.progress or (lambda _msg: None)
+    check_artifacts(config.artifacts)
+    say(f"reading base {config.base}")
+    base = open_image(config.base, insecure=config.insecure)
+    try:
+        tree = _base_tree(base)
+        target = probe_python(tree, base.config)
+        say(
+            f"base Python {target.version_str} ({target.abi}, {target.libc}, {target.architecture})"
+        )
+        with tempfile.TemporaryDirectory(prefix="advisor-build-") as tmp:
+            return _build(config, base, tree, target, Path(tmp), say)
+    finally:
+        base.close()
+
+
+def _base_tree(base: Image) -> FileTree:
+    def capture(entry: Entry) -> Capture | None:
+        if entry.path in ("etc/passwd", "etc/group"):
+            return Capture(head=1 << 20)
+        return probe_capture(entry)
+
+    return FileTree.merge(read_layers(base, capture))
+
+
+def _build(
+    config: BuildConfig, base: Image, tree: FileTree, target: PythonTarget, tmp: Path, say: Progress
+) -> BuildResult:
+    requirements = config.requirements or default_requirements()
+    say(f"fetching wheels: {' '.join(requirements)}")
+    wheels = download_wheels(target, requirements, config.cache_dir or cache_root())
+    site = tmp / "deps"
+    install_wheels(target, wheels, site)
+    packages_size = tree_size(site)
+    if config.prune:
+        say(f"pruned {prune(site)} bytes serving never imports")
+    app = L.stage_app(tmp / "app")
+    bytecode = _compile(config.bytecode, site, app, config.artifacts, target)
+    if config.prune:
+        _prove_it_still_serves(site, app, config.artifacts, target)
+    specs = {
+        "deps": L.deps_layer(site),
+        "model": L.model_layer(config.artifacts),
+        "app": L.app_layer(app, tree.read("etc/passwd"), tree.read("etc/group"), config.user),
+    }
+    say(f"writing {config.destination}")
+    written = write_image(
+        config.destination,
+        list(specs.values()),
+        image_config(config, target, base, requirements),
+        base=base,
+        annotations=manifest_annotations(config, base),
+    )
+    new = written.layers[len(base.layers) :]
+    reports = tuple(
+        LayerReport(name, rec.digest, L.content_size(spec), rec.size)
+        for (name, spec), rec in zip(specs.items(), new, strict=True)
+    )
+    return BuildResult(
+        destination=written.reference,
+        manifest_digest=written.manifest_digest,
+        config_digest=written.config_digest,
+        base=config.base,
+        base_digest=base.digest,
+        target=target,
+        layers=reports,
+        requirements=tuple(requirements),
+        bytecode=bytecode,
+        packages_size_bytes=packages_size,
+        model_size_bytes=L.content_size(specs["model"]),
+    )
+
+
+def _compile(mode: Bytecode, site: Path, app: Path, artifacts: Path, target: PythonTarget) -> str:
+    """Precompile the deps and the app: all of it, or exactly the modules serving imports."""
+    if mode == "none":
+        return "none"
+    roots = [site.resolve(), app.resolve()]
+    used = imported_sources(roots, artifacts, target) if mode == "imported" else None
+    done = all(
+        compile_bytecode(
+            r,
+            f"/{prefix}",
+            target,
+            None if used is None else {f for f in used if f.is_relative_to(r)},
+        )
+        for r, prefix in zip(roots, (L.DEPS_DIR, L.APP_DIR), strict=True)
+    )
+    if not done:
+        return "none"
+    return "all" if used is None else "imported"
+
+
+def _prove_it_still_serves(site: Path, app: Path, artifacts: Path, target: PythonTarget) -> None:
+    """Load the model and predict on the pruned tree (this host must run the base's Python)."""
+    if sys.version_info[:2] != target.version:
+        raise BuildError(
+            f"pruning is verified by running the server with Python {target.version_str}, "
+            f"and this is Python {sys.version_info[0]}.{sys.version_info[1]}",
+            hint="build without prune, or from a host with the base's Python version",
+        )
+    if imported_sources([site.resolve(), app.resolve()], artifacts, target) is None:
+        raise BuildError(
+            "the pruned dependencies no longer load the model here",
+            hint="build without --prune (and report the model: pruning must never break serving)",
+        )
+
+
+# The tasks advisor.serve.model has a head for; a copy, since importing it would make
+# `advisor build` need numpy (tests/serve checks that the two agree).
+SERVED_TASKS = ("text-classification", "token-classification", "feature-extraction")
+
+
+def check_artifacts(artifacts: Path) -> None:
+    """Fail before any download: the files of the contract, and a task the server serves."""
+    L.model_files(artifacts)
+    task = serving_info(artifacts).get("task")
+    if task not in SERVED_TASKS:
+        raise BuildError(
+            f"the serving image serves {', '.join(SERVED_TASKS)}; {artifacts} is {task!r}",
+            hint="export one of those tasks with advisor export, or serve this one yourself",
+        )
+
+
+def serving_info(artifacts: Path) -> dict[str, Any]:
+    try:
+        info = json.loads((artifacts / "serving.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BuildError(
+            f"cannot read {artifacts / 'serving.json'}: {e}", hint="re-run advisor export"
+        ) from e
+    if not isinstance(info, dict):
+        raise BuildError(
+            f"{artifacts / 'serving.json'} is not a JSON object", hint="re-run advisor export"
+        )
+    return info
+
+
+def labels(config: BuildConfig, base: Image) -> dict[str, str]:
+    info = serving_info(config.artifacts)
+    out = {
+        "org.opencontainers.image.title": f"{info.get('model_name', 'model')} (advisor slim serving image)",
+        "org.opencontainers.image.description": f"{info.get('task', '')} served by onnxruntime",
+        "org.opencontainers.image.version": __version__,
+        "org.opencontainers.image.base.name": config.base,
+        "org.opencontainers.image.base.digest": base.digest,
+        "org.opencontainers.image.vendor": "advisor",
+        "io.advisor.model.name": str(info.get("model_name", "")),
+        "io.advisor.model.onnx-sha256": str(info.get("onnx_sha256", "")),
+        "io.advisor.model.quantization": str(info.get("quantization", "")),
+    }
+    return dict(sorted({**out, **config.labels}.items()))
+
+
+def manifest_annotations(config: BuildConfig, base: Image) -> dict[str, str]:
+    return {
+        k: v for k, v in labels(config, base).items() if k.startswith("org.opencontainers.image.")
+    }
+
+
+def image_config(
+    config: BuildConfig, target: PythonTarget, base: Image, requirements: tuple[str, ...]
+) -> dict[str, Any]:
+    port = str(config.port)
+    env = [e for e in base.config.env if e.split("=", 1)[0] not in _OWN_ENV]
+    env += [
+        f"PYTHONPATH=/{L.DEPS_DIR}:/{L.APP_DIR}",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "PYTHONUNBUFFERED=1",
+        f"MODEL_DIR=/{L.MODEL_DIR}",
+        f"PORT={port}",
+        f"WORKERS={config.workers}",
+        f"ORT_INTRA_OP_THREADS={config.intra_op_threads}",
+        f"ADVISOR_VERSION={__version__}",
+    ]
+    probe = "import os,urllib.request as u;u.urlopen('http://127.0.0.1:%s/health'%os.environ.get('PORT','8080'),timeout=2)"
+    history = [
+        {"created_by": f"advisor: pip install --target /{L.DEPS_DIR} {' '.join(requirements)}"},
+        {"created_by": f"advisor: COPY model artifacts /{L.MODEL_DIR}"},
+        {"created_by": f"advisor: COPY advisor/serve /{L.APP_DIR}; useradd {config.user.name}"},
+    ]
+    return {
+        "config": {
+            "User": f"{config.user.uid}:{config.user.gid}",
+            "Env": sorted(env),
+            "Entrypoint": [target.executable, "-m", "advisor.serve"],
+            "Cmd": None,
+            "WorkingDir": f"/{L.APP_DIR}",
+            "ExposedPorts": {f"{port}/tcp": {}},
+            "Labels": labels(config, base),
+            "StopSignal": "SIGTERM",
+            "Healthcheck": {
+                "Test": ["CMD", target.executable, "-c", probe],
+                "Interval": 30_000_000_000,
+                "Timeout": 5_000_000_000,
+                "StartPeriod": 10_000_000_000,
+                "Retries": 3,
+            },
+        },
+        "history": history,
+    }
+
+
+_OWN_ENV = {
+    "PYTHONPATH",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "MODEL_DIR",
+    "PORT",
+    "WORKERS",
+    "ORT_INTRA_OP_THREADS",
+    "ADVISOR_VERSION",
+}

