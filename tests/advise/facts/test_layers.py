@@ -10,11 +10,10 @@ from advisor.advise.facts.layers import (
     HistoryRow,
     analyze_layers,
     detect_base,
-    dive_efficiency,
-    hidden_files,
     instruction,
     map_history,
 )
+from advisor.oci.filetree.dive import dive_efficiency, hidden_files
 from advisor.oci.loader import open_image
 from advisor.oci.model import HistoryEntry
 from advisor.oci.tarball import FileSpec
