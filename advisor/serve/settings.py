@@ -23,8 +23,13 @@ class Settings:
     max_text_chars: int = 100_000
     workers: int = 1
     max_connections: int = 64
-    request_timeout_s: int = 10  # from a request's first line to its last body byte
+    request_timeout_s: int = 10  # from a request's first byte to its last body byte
+    keep_alive_s: int = 75  # an idle keep-alive connection is closed after this
+    shutdown_timeout_s: int = 30  # SIGTERM: in-flight requests get this long to finish
+    max_wait_ms: float = 2.0  # how long a batch may wait for more requests (dynamic batching)
     intra_op_threads: int = 0
+    access_log: bool = True  # one JSON line per request on stdout
+    model_name: str = ""  # the Open Inference Protocol's model name (default: serving.json's)
     advisor_version: str = ""
 
     @classmethod
@@ -41,7 +46,12 @@ class Settings:
             workers=_int(e, "WORKERS", d.workers, low=1, high=256),
             max_connections=_int(e, "MAX_CONNECTIONS", d.max_connections, low=1, high=4096),
             request_timeout_s=_int(e, "REQUEST_TIMEOUT_S", d.request_timeout_s, low=1, high=3600),
+            keep_alive_s=_int(e, "KEEP_ALIVE_S", d.keep_alive_s, low=1, high=3600),
+            shutdown_timeout_s=_int(e, "SHUTDOWN_TIMEOUT_S", d.shutdown_timeout_s, low=0, high=3600),
+            max_wait_ms=_float(e, "MAX_WAIT_MS", d.max_wait_ms, low=0.0, high=10_000.0),
             intra_op_threads=_int(e, "ORT_INTRA_OP_THREADS", d.intra_op_threads, low=0),
+            access_log=_bool(e, "ACCESS_LOG", d.access_log),
+            model_name=e.get("MODEL_NAME", d.model_name),
             advisor_version=e.get("ADVISOR_VERSION", d.advisor_version),
         )
 
@@ -58,3 +68,30 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | 
         bound = f"{low}..{high}" if high is not None else f">= {low}"
         raise SettingsError(f"{name}={value} is out of range ({bound})")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise SettingsError(f"{name}={raw!r} is not a number") from e
+    if not low <= value <= high:  # also refuses nan
+        raise SettingsError(f"{name}={value} is out of range ({low}..{high})")
+    return value
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use 1/0, true/false, on/off)")

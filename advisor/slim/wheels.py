@@ -28,8 +28,13 @@ from pathlib import Path
 from advisor.errors import BuildError
 from advisor.slim.probe import PythonTarget
 
-SERVING_PACKAGES = ("onnxruntime", "numpy", "tokenizers")
-FALLBACK_PINS = {"onnxruntime": "1.32.0", "numpy": "2.4.6", "tokenizers": "0.23.3"}
+# The model's runtime, then the transport (uvicorn on h11; click is uvicorn's one import-time
+# dependency) and the metrics: ~2.5 MB installed past the model's runtime.
+SERVING_PACKAGES = ("onnxruntime", "numpy", "tokenizers", "uvicorn", "h11", "click",
+                    "prometheus_client")
+FALLBACK_PINS = {"onnxruntime": "1.32.0", "numpy": "2.4.6", "tokenizers": "0.23.3",
+                 "uvicorn": "0.54.0", "h11": "0.16.0", "click": "8.5.1",
+                 "prometheus_client": "0.26.0"}
 _PIP_TIMEOUT = 900
 
 
@@ -231,8 +236,13 @@ def compile_bytecode(
 IMPORT_PROBE = """
 import json, sys
 from advisor.serve import __main__, server
-from advisor.serve.model import Classifier
-Classifier(sys.argv[1], 1).predict(["warm up the imports"])
+from advisor.serve.app import App
+from advisor.serve.model import Model
+from advisor.serve.settings import Settings
+app = App(Model(sys.argv[1], 1), Settings(access_log=False))
+app.predict(b'{"text": "warm up the imports"}')
+app.metrics.render()
+app.close()
 files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
 print(json.dumps(files))
 """

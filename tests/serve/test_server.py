@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from advisor.serve.app import App
 from advisor.serve.model import Classifier, ModelError
-from advisor.serve.server import App, Server, make_server
+from advisor.serve.server import Server, serve_in_thread
 from advisor.serve.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,14 +32,12 @@ def classifier(tiny_artifacts: Path) -> Classifier:
 
 @pytest.fixture(scope="module")
 def server(classifier: Classifier) -> Iterator[Server]:
-    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=16384, max_batch=4, workers=2)
-    srv = make_server(App(classifier, settings))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv
-    srv.shutdown()
-    srv.close_idle()
-    srv.server_close()
+    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=16384, max_batch=4, workers=2,
+                        access_log=False)
+    app = App(classifier, settings)
+    with serve_in_thread(app) as srv:
+        yield srv
+    app.close()
 
 
 def call(
@@ -259,21 +257,16 @@ def test_malformed_requests_get_json_errors_too(server: Server, request_bytes: b
 
 
 def test_connections_beyond_the_limit_get_503(classifier: Classifier) -> None:
-    settings = Settings(host="127.0.0.1", port=0, max_connections=1)
-    srv = make_server(App(classifier, settings))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    settings = Settings(host="127.0.0.1", port=0, max_connections=1, access_log=False)
+    app = App(classifier, settings)
+    with serve_in_thread(app) as srv:
         first = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
         first.request("GET", "/health")
         assert first.getresponse().read()
         status, doc = call(srv, "GET", "/health")
         assert status == 503 and "connections" in doc["error"]
         first.close()
-    finally:
-        srv.shutdown()
-        srv.close_idle()
-        srv.server_close()
+    app.close()
 
 
 def test_bad_env_exits_2_with_a_message(tiny_artifacts: Path) -> None:

@@ -7,7 +7,6 @@ import http.client
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from advisor.serve.app import App
 from advisor.serve.model import (
     SUPPORTED_TASKS,
     Embedding,
@@ -26,7 +26,7 @@ from advisor.serve.model import (
     TokenPrediction,
     aggregate_entities,
 )
-from advisor.serve.server import App, Server, make_server
+from advisor.serve.server import Server, serve_in_thread
 from advisor.serve.settings import Settings
 from advisor.slim.image import SERVED_TASKS
 from tests.serve.conftest import ArtifactsFactory
@@ -58,13 +58,12 @@ def feature_server(feature_model: Model) -> Iterator[Server]:
 
 
 def _serve(model: Model) -> Iterator[Server]:
-    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=16384, max_batch=4, workers=2)
-    srv = make_server(App(model, settings))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.close_idle()
-    srv.server_close()
+    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=16384, max_batch=4, workers=2,
+                        access_log=False)
+    app = App(model, settings)
+    with serve_in_thread(app) as srv:
+        yield srv
+    app.close()
 
 
 def call(srv: Server, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -283,7 +282,7 @@ import json, sys
 sys.modules["torch"] = None          # any import of torch or transformers now fails
 sys.modules["transformers"] = None
 from advisor.serve.model import Model
-from advisor.serve.server import App
+from advisor.serve.app import App
 from advisor.serve.settings import Settings
 app = App(Model(sys.argv[1], 1), Settings())
 print(json.dumps(app.predict(b'{"texts": ["Alice lives in Paris", "dull"]}')))

@@ -25,7 +25,8 @@ def test_target_args_name_the_base_not_the_host() -> None:
 
 def test_requirements_are_pinned() -> None:
     reqs = default_requirements()
-    assert [r.split("==")[0] for r in reqs] == ["onnxruntime", "numpy", "tokenizers"]
+    assert [r.split("==")[0] for r in reqs] == [
+        "onnxruntime", "numpy", "tokenizers", "uvicorn", "h11", "click", "prometheus_client"]
     assert all("==" in r for r in reqs)
 
 
