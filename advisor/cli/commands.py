@@ -180,8 +180,9 @@ def export_cmd(
     port: Annotated[int, typer.Option("--port", help="Port the serving image listens on.")] = 8080,
     bytecode: Annotated[Bytecode, typer.Option("--bytecode", help="Precompile the modules the server "
                                                "imports (faster cold start), all, or none.")] = "imported",
-    prune: Annotated[bool, typer.Option("--prune", help="Drop tests, stubs, headers and converters "
-                                        "from the installed wheels.")] = False,
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Ship only the wheels' files the "
+                                        "server loads (traced by running it; needs the base's "
+                                        "Python version here).")] = True,
     label: Annotated[list[str] | None, typer.Option("--label", help="Image label KEY=VALUE (repeatable).")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Server worker threads running the model.")] = 1,
     intra_op_threads: Annotated[int, typer.Option("--intra-op-threads", help="onnxruntime threads per "
@@ -263,6 +264,7 @@ def _build(artifacts: Path, output: str, progress: ProgressFn, *, base: str | No
         "destination": res.destination, "manifest_digest": res.manifest_digest,
         "base": res.base, "base_digest": res.base_digest,
         "python": res.target.version_str, "added_size_bytes": res.added_size_bytes,
+        "pruned": res.pruned, "pruned_bytes": res.pruned_bytes,
         "layers": [{"name": layer.name, "size_bytes": layer.size_bytes,
                     "compressed_size_bytes": layer.compressed_size_bytes} for layer in res.layers],
     }

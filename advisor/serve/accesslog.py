@@ -1,7 +1,7 @@
 """One JSON line per answered request on stdout, written by a thread off the event loop.
 
-The event loop only formats the line and queues it: a slow or full stdout (a log shipper
-that stalls) must never stall serving. The queue is bounded; lines past it are dropped and
+The event loop only formats the line and queues it; a writer thread flushes what queued
+every 50 ms: a slow or full stdout (a log shipper that stalls) must never stall serving. The queue is bounded; lines past it are dropped and
 counted, and the count is written once the writer catches up.
 """
 
@@ -11,11 +11,13 @@ import json
 import queue
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 QUEUE_LINES = 10_000
+FLUSH_S = 0.05
 MAX_PATH = 256  # characters of the path logged (a path may be 64 kB)
 
 
@@ -58,8 +60,11 @@ class AccessLog:
 
     def _write(self) -> None:
         while True:
-            lines = [self._queue.get()]
-            while len(lines) < 512:  # one write for what has queued meanwhile
+            # Wake every FLUSH_S, not on every line: a thread woken per request would take
+            # the GIL from the event loop in the middle of answering the next one.
+            time.sleep(FLUSH_S)
+            lines: list[str | None] = []
+            while len(lines) < QUEUE_LINES:
                 try:
                     lines.append(self._queue.get_nowait())
                 except queue.Empty:

@@ -9,7 +9,6 @@ same inputs give the same bytes, hence the same manifest digest.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,13 +25,12 @@ from advisor.oci.writer import write_image
 from advisor.slim import layers as L
 from advisor.slim.debian_base import cache_root
 from advisor.slim.probe import PythonTarget, probe_capture, probe_python
+from advisor.slim.trace import Trace, prune_unloaded, runs_here, trace_server
 from advisor.slim.wheels import (
     compile_bytecode,
     default_requirements,
     download_wheels,
-    imported_sources,
     install_wheels,
-    prune,
     tree_size,
 )
 
@@ -53,7 +51,7 @@ class BuildConfig:
     user: L.User = field(default_factory=L.User)
     labels: Mapping[str, str] = field(default_factory=dict)
     bytecode: Bytecode = "imported"  # what to precompile: see benchmarks/build/report.md
-    prune: bool = False  # drop tests, stubs, headers, converters from the deps (wheels.prune)
+    prune: bool = True  # drop the deps' files the running server never loads (slim.trace)
     requirements: tuple[str, ...] = ()  # empty: pins from default_requirements()
     workers: int = 1
     intra_op_threads: int = 0
@@ -81,8 +79,10 @@ class BuildResult:
     layers: tuple[LayerReport, ...]
     requirements: tuple[str, ...]
     bytecode: str  # what was precompiled: imported | all | none
-    packages_size_bytes: int  # installed onnxruntime + numpy + tokenizers, without bytecode
+    packages_size_bytes: int  # the serving packages as installed, before pruning and bytecode
     model_size_bytes: int
+    pruned: str = "none"  # "loaded" (only what the traced server loaded ships), or why not
+    pruned_bytes: int = 0
 
     @property
     def added_size_bytes(self) -> int:
@@ -124,12 +124,9 @@ def _build(
     site = tmp / "deps"
     install_wheels(target, wheels, site)
     packages_size = tree_size(site)
-    if config.prune:
-        say(f"pruned {prune(site)} bytes serving never imports")
     app = L.stage_app(tmp / "app")
-    bytecode = _compile(config.bytecode, site, app, config.artifacts, target)
-    if config.prune:
-        _prove_it_still_serves(site, app, config.artifacts, target)
+    trace, pruned, freed = _prune(config, site, app, target, say)
+    bytecode = _compile(config.bytecode, site, app, trace, target)
     specs = {
         "deps": L.deps_layer(site),
         "model": L.model_layer(config.artifacts),
@@ -142,6 +139,7 @@ def _build(
         image_config(config, target, base, requirements),
         base=base,
         annotations=manifest_annotations(config, base),
+        compression="gzip-best",  # built once, pulled by every node: worth 15 s of zlib
     )
     new = written.layers[len(base.layers) :]
     reports = tuple(
@@ -160,15 +158,44 @@ def _build(
         bytecode=bytecode,
         packages_size_bytes=packages_size,
         model_size_bytes=L.content_size(specs["model"]),
+        pruned=pruned,
+        pruned_bytes=freed,
     )
 
 
-def _compile(mode: Bytecode, site: Path, app: Path, artifacts: Path, target: PythonTarget) -> str:
-    """Precompile the deps and the app: all of it, or exactly the modules serving imports."""
+def _prune(
+    config: BuildConfig, site: Path, app: Path, target: PythonTarget, say: Progress
+) -> tuple[Trace | None, str, int]:
+    """Trace the staged server; with ``prune``, drop what it never loaded and trace again:
+    the pruned tree must load nothing new and answer every request byte for byte the same."""
+    why = runs_here(target)
+    if why is not None:
+        say(f"not tracing the server ({why}): the wheels ship whole")
+        return None, f"none: {why}", 0
+    if not config.prune and config.bytecode != "imported":
+        return None, "none", 0
+    say("tracing what the server loads")
+    first = trace_server([site, app], config.artifacts)
+    if not config.prune:
+        return first, "none", 0
+    pruned = prune_unloaded(site, first.files)
+    say(f"pruned {pruned.files} files ({pruned.bytes} bytes) the server never loads")
+    again = trace_server([site, app], config.artifacts)
+    if again.answers != first.answers or not again.files <= first.files:
+        new = sorted(str(f) for f in again.files - first.files)[:3]
+        raise BuildError(
+            "the pruned dependencies serve differently" + (f" (now loading {new})" if new else ""),
+            hint="build with --no-prune (and report it: pruning must never change an answer)",
+        )
+    return again, "loaded", pruned.bytes
+
+
+def _compile(mode: Bytecode, site: Path, app: Path, trace: Trace | None, target: PythonTarget) -> str:
+    """Precompile the deps and the app: all of it, or exactly the modules the server loaded."""
     if mode == "none":
         return "none"
     roots = [site.resolve(), app.resolve()]
-    used = imported_sources(roots, artifacts, target) if mode == "imported" else None
+    used = {f for f in trace.files if f.suffix == ".py"} if mode == "imported" and trace else None
     done = all(
         compile_bytecode(
             r,
@@ -181,21 +208,6 @@ def _compile(mode: Bytecode, site: Path, app: Path, artifacts: Path, target: Pyt
     if not done:
         return "none"
     return "all" if used is None else "imported"
-
-
-def _prove_it_still_serves(site: Path, app: Path, artifacts: Path, target: PythonTarget) -> None:
-    """Load the model and predict on the pruned tree (this host must run the base's Python)."""
-    if sys.version_info[:2] != target.version:
-        raise BuildError(
-            f"pruning is verified by running the server with Python {target.version_str}, "
-            f"and this is Python {sys.version_info[0]}.{sys.version_info[1]}",
-            hint="build without prune, or from a host with the base's Python version",
-        )
-    if imported_sources([site.resolve(), app.resolve()], artifacts, target) is None:
-        raise BuildError(
-            "the pruned dependencies no longer load the model here",
-            hint="build without --prune (and report the model: pruning must never break serving)",
-        )
 
 
 # The tasks advisor.serve.model has a head for; a copy, since importing it would make

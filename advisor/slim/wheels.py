@@ -132,43 +132,12 @@ def _drop_host_leftovers(dest: Path) -> None:
     for dist_info in sorted(dest.glob("*.dist-info")):
         (dist_info / "direct_url.json").unlink(missing_ok=True)
         (dist_info / "REQUESTED").unlink(missing_ok=True)
-        _rewrite_record(dist_info, dest)
+        rewrite_record(dist_info, dest)
     for cache in sorted(dest.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache, ignore_errors=True)
 
 
-# What serving never imports: test suites, build/codegen tools, type stubs, C headers,
-# onnxruntime's model-conversion tooling. Opt-in (BuildConfig.prune): the build then proves
-# the pruned tree still loads the model and predicts (imported_sources must succeed).
-PRUNE_DIRS = (
-    "numpy/f2py",
-    "numpy/typing",
-    "numpy/_pyinstaller",
-    "numpy/_core/include",
-    "onnxruntime/transformers",
-    "onnxruntime/quantization",
-    "onnxruntime/tools",
-)
-PRUNE_DIR_NAMES = ("tests",)
-PRUNE_SUFFIXES = (".pyi",)
-
-
-def prune(dest: Path) -> int:
-    """Remove what serving never imports from an installed tree; return the bytes freed."""
-    before = tree_size(dest)
-    doomed = [dest / d for d in PRUNE_DIRS]
-    doomed += [p for p in dest.rglob("*") if p.is_dir() and p.name in PRUNE_DIR_NAMES]
-    for path in sorted(set(doomed), reverse=True):
-        shutil.rmtree(path, ignore_errors=True)
-    for path in sorted(dest.rglob("*")):
-        if path.suffix in PRUNE_SUFFIXES and path.is_file():
-            path.unlink()
-    for dist_info in sorted(dest.glob("*.dist-info")):
-        _rewrite_record(dist_info, dest)
-    return before - tree_size(dest)
-
-
-def _rewrite_record(dist_info: Path, root: Path) -> None:
+def rewrite_record(dist_info: Path, root: Path) -> None:
     """Keep only RECORD rows whose files are still installed, sorted."""
     record = dist_info / "RECORD"
     if not record.exists():
@@ -231,44 +200,3 @@ def compile_bytecode(
             f"byte-compiling {root} failed: {tail}", hint="build with bytecode none"
         ) from e
     return True
-
-
-IMPORT_PROBE = """
-import json, sys
-from advisor.serve import __main__, server
-from advisor.serve.app import App
-from advisor.serve.model import Model
-from advisor.serve.settings import Settings
-app = App(Model(sys.argv[1], 1), Settings(access_log=False))
-app.predict(b'{"text": "warm up the imports"}')
-app.metrics.render()
-app.close()
-files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
-print(json.dumps(files))
-"""
-
-
-def imported_sources(
-    roots: Sequence[Path], artifacts: Path, target: PythonTarget
-) -> set[Path] | None:
-    """The ``.py`` files under ``roots`` that serving the model imports, found by doing it.
-
-    Runs this interpreter without site-packages, from the staged app directory (so the
-    staged ``advisor.serve`` is the one imported, never the host's); None when it cannot (another Python version or architecture), and the caller compiles everything.
-    """
-    if sys.version_info[:2] != target.version:
-        return None
-    env = {
-        "PYTHONPATH": os.pathsep.join(str(r) for r in roots),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PATH": os.defpath,
-    }
-    cmd = [sys.executable, "-S", "-c", IMPORT_PROBE, str(artifacts)]
-    try:
-        out = subprocess.run(
-            cmd, check=True, capture_output=True, text=True, env=env, timeout=300, cwd=roots[-1]
-        ).stdout
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
-        return None
-    files = {Path(f) for f in json.loads(out.strip().splitlines()[-1])}
-    return {f for f in files if f.suffix == ".py" and any(f.is_relative_to(r) for r in roots)}

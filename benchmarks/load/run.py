@@ -58,14 +58,14 @@ def make_model(dest: Path) -> Path:
     return dest
 
 
-def export_image(model: Path, out: Path) -> tuple[str, float, dict[str, Any]]:
+def export_image(model: Path, out: Path, artifacts: Path) -> tuple[str, float, dict[str, Any]]:
     from advisor.slim.debian_base import ensure_debian_base
 
     base = ensure_debian_base("slim").reference
     ref = f"oci:{out}:v1"
     began = time.monotonic()
     proc = subprocess.run([str(REPO / ".venv/bin/advisor"), "export", str(model), "--output", ref,
-                           "--base", base, "--quantize", "int8", "--format", "json"],
+                           "--artifacts", str(artifacts), "--base", base, "--quantize", "int8", "--format", "json"],
                           capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"export failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -185,6 +185,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent)
     ap.add_argument("--image", default="", help="an already built serving image (skip the export)")
+    ap.add_argument("--batching-seconds", type=float, default=20.0,
+                    help="per case of the batching comparison (0: skip it)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="advisor-load-"))
     results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
@@ -193,7 +195,7 @@ def main() -> int:
         ref = args.image
         if not ref:
             model = make_model(work / "model")
-            ref, export_s, summary = export_image(model, work / "slim")
+            ref, export_s, summary = export_image(model, work / "slim", work / "artifacts")
             results["export_seconds"] = round(export_s, 1)
             results["export_summary"] = summary
         results["image"] = ref
@@ -225,6 +227,12 @@ def main() -> int:
         proc.wait(timeout=30)
         results["graceful_stop_seconds"] = round(time.monotonic() - began, 2)
         results["server_log_tail"] = (work / "server.log").read_text(errors="replace")[-1500:]
+        if args.batching_seconds > 0 and (work / "artifacts").is_dir():
+            from advisor.bench.data import default_data_path, load_csv
+            from benchmarks.load.batching import measure
+
+            texts = load_csv(default_data_path()).texts
+            results["batching"] = measure(work / "artifacts", texts, work, args.batching_seconds)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -234,6 +242,10 @@ def main() -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (args.out / "report.md").write_text(render(results))
     print(json.dumps({k: results[k] for k in ("load", "rss_mb", "isolation") if k in results}))
+    if "batching" in results:
+        b = results["batching"]
+        print(json.dumps({k: b[k] for k in ("in_process_best_per_s", "servers",
+                                            "throughput_8_vs_in_process_best", "p50_1_vs_baseline")}))
     return 0
 
 
@@ -271,6 +283,10 @@ def render(r: dict[str, Any]) -> str:
         f"Alive and healthy after the run: {r['alive_after']}; SIGTERM stopped it in "
         f"{r['graceful_stop_seconds']} s.", "",
     ]
+    if "batching" in r:
+        from benchmarks.load.batching import render as render_batching
+
+        lines += render_batching(r["batching"])
     return "\n".join(lines)
 
 

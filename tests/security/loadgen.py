@@ -58,14 +58,22 @@ class LoadResult:
         }
 
 
-def _body(rng: random.Random) -> bytes:
-    if rng.random() < 0.25:
-        return json.dumps({"texts": rng.sample(TEXTS, k=rng.randint(2, 4))}).encode()
-    return json.dumps({"text": rng.choice(TEXTS)}).encode()
+@dataclass(frozen=True)
+class Mix:
+    """What the clients send: ``texts`` drawn at random; with ``batches`` a quarter of the
+    requests carry 2-4 texts, else every request carries one."""
+
+    texts: tuple[str, ...] = TEXTS
+    batches: bool = True
+
+    def body(self, rng: random.Random) -> bytes:
+        if self.batches and rng.random() < 0.25:
+            return json.dumps({"texts": rng.sample(self.texts, k=rng.randint(2, 4))}).encode()
+        return json.dumps({"text": rng.choice(self.texts)}).encode()
 
 
 def _client(port: int, deadline: float, budget: list[int], lock: threading.Lock,
-            result: LoadResult, seed: int, timeout: float) -> None:
+            result: LoadResult, seed: int, timeout: float, mix: Mix) -> None:
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     while time.monotonic() < deadline:
@@ -73,7 +81,7 @@ def _client(port: int, deadline: float, budget: list[int], lock: threading.Lock,
             if budget[0] <= 0:
                 break
             budget[0] -= 1
-        body = _body(rng)
+        body = mix.body(rng)
         began = time.perf_counter()
         try:
             conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
@@ -95,13 +103,14 @@ def _client(port: int, deadline: float, budget: list[int], lock: threading.Lock,
 
 
 def run_load(port: int, clients: int = 8, seconds: float = 5.0, max_requests: int = 100_000,
-             timeout: float = 30.0) -> LoadResult:
+             timeout: float = 30.0, mix: Mix | None = None) -> LoadResult:
     result = LoadResult()
     lock = threading.Lock()
     budget = [max_requests]
     began = time.monotonic()
     deadline = began + seconds
-    threads = [threading.Thread(target=_client, args=(port, deadline, budget, lock, result, i, timeout))
+    threads = [threading.Thread(target=_client, args=(port, deadline, budget, lock, result, i, timeout,
+                                                     mix or Mix()))
                for i in range(clients)]
     for t in threads:
         t.start()

@@ -122,11 +122,11 @@ def test_concurrent_http_clients_are_coalesced(tiny_artifacts: Path) -> None:
         for _ in range(3):  # rounds of 8 at once: from the second on, the batcher expects 8
             barrier = threading.Barrier(8)
 
-            def client(i: int) -> None:
+            def client(i: int, barrier: threading.Barrier) -> None:
                 barrier.wait()
                 results[i] = _post(srv.port, [texts[i]])
 
-            threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+            threads = [threading.Thread(target=client, args=(i, barrier)) for i in range(8)]
             for t in threads:
                 t.start()
             for t in threads:

@@ -103,27 +103,41 @@ def test_excluded_packages_are_neither_kept_nor_followed() -> None:
 @pytest.mark.slow
 @NEEDS_ROOT_TOOLS
 def test_the_slim_base_serves_pruned_deps(tiny_artifacts: Path, tmp_path: Path) -> None:
+    """The default build ships only what the traced server loaded: onnxruntime's unloaded
+    libonnxruntime.so, its converters and numpy's tests go; the image answers like the
+    host's in-process model, to the last bit, on /predict and on /v2 infer."""
     import http.client
 
     from advisor.sandbox.runner import run_image
+    from advisor.serve.model import Model
     from advisor.slim.debian_base import ensure_debian_base
     from advisor.slim.image import BuildConfig, build_serving_image
 
     slim = ensure_debian_base("slim").reference
     dest = f"oci:{tmp_path / 'img'}:v1"
-    result = build_serving_image(
-        BuildConfig(artifacts=tiny_artifacts, base=slim, destination=dest, prune=True)
-    )
+    result = build_serving_image(BuildConfig(artifacts=tiny_artifacts, base=slim, destination=dest))
     deps = next(layer for layer in result.layers if layer.name == "deps")
-    assert deps.size_bytes < 0.95 * result.packages_size_bytes  # ~12.6 MB of 144.7 MB pruned
+    assert result.pruned == "loaded" and result.pruned_bytes > 40e6
+    assert deps.size_bytes < 0.7 * result.packages_size_bytes
+    texts = ["fine", "awful", "a gripping, beautifully shot film"]
+    expected = [p.as_json() for p in Model(str(tiny_artifacts), 0).predict(texts)]
     with run_image(dest, timeout=120) as run:
         rootfs = run.bundle.rootfs
         assert not (rootfs / "app/deps/numpy/_core/tests").exists()
         assert not (rootfs / "app/deps/onnxruntime/transformers").exists()
+        assert not list((rootfs / "app/deps/onnxruntime/capi").glob("libonnxruntime.so*"))
         assert (rootfs / "app/deps/numpy/_core/__init__.py").exists()
+        assert list(rootfs.glob("app/deps/onnxruntime-*.dist-info/RECORD"))
         conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=30)
-        conn.request("POST", "/predict", body=b'{"texts": ["fine", "awful"]}')
+        conn.request("POST", "/predict", body=json.dumps({"texts": texts}))
         resp = conn.getresponse()
-        assert resp.status == 200 and len(json.loads(resp.read())["predictions"]) == 2
+        assert resp.status == 200 and json.loads(resp.read())["predictions"] == expected
+        body = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3], "data": texts}]})
+        conn.request("POST", "/v2/models/tiny-bert-test/infer", body=body)
+        resp = conn.getresponse()
+        outputs = {o["name"]: o["data"] for o in json.loads(resp.read())["outputs"]}
+        assert outputs["label"] == [p["label"] for p in expected]
+        conn.request("GET", "/metrics")
+        assert b"advisor_http_requests_total" in conn.getresponse().read()
         conn.close()
     assert run.returncode == 0
