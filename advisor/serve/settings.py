@@ -26,7 +26,7 @@ class Settings:
     request_timeout_s: int = 10  # from a request's first byte to its last body byte
     keep_alive_s: int = 75  # an idle keep-alive connection is closed after this
     shutdown_timeout_s: int = 30  # SIGTERM: in-flight requests get this long to finish
-    max_wait_ms: float = 2.0  # how long a batch may wait for more requests (dynamic batching)
+    max_wait_ms: float = 5.0  # how long a batch may wait for more requests (dynamic batching)
     intra_op_threads: int = 0
     access_log: bool = True  # one JSON line per request on stdout
     model_name: str = ""  # the Open Inference Protocol's model name (default: serving.json's)
@@ -57,29 +57,26 @@ class Settings:
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from e
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise SettingsError(f"{name}={value} is out of range ({bound})")
-    return value
+    return int(_number(env, name, default, int, low, high))
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    return float(_number(env, name, default, float, low, high))
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type[int] | type[float],
+            low: float, high: float | None) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError as e:
-        raise SettingsError(f"{name}={raw!r} is not a number") from e
-    if not low <= value <= high:  # also refuses nan
-        raise SettingsError(f"{name}={value} is out of range ({low}..{high})")
+        what = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {what}") from e
+    if not low <= value <= (high if high is not None else value):  # also refuses nan
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise SettingsError(f"{name}={value} is out of range ({bound})")
     return value
 
 

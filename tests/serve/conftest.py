@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +40,15 @@ def task_artifacts(
         return built[task, quantize]
 
     return get
+
+
+def serve_model(model: Any, **settings: Any) -> Iterator[Any]:
+    """A fixture body: ``model`` served on a loopback port in-process, stopped after."""
+    from advisor.serve.app import App
+    from advisor.serve.server import serve_in_thread
+    from advisor.serve.settings import Settings
+
+    app = App(model, Settings(host="127.0.0.1", port=0, access_log=False, **settings))
+    with serve_in_thread(app) as srv:
+        yield srv
+    app.close()

@@ -13,11 +13,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from advisor.serve.app import App
 from advisor.serve.model import Model
-from advisor.serve.server import Server, serve_in_thread
-from advisor.serve.settings import Settings
-from tests.serve.conftest import ArtifactsFactory
+from advisor.serve.server import Server
+from tests.serve.conftest import ArtifactsFactory, serve_model
 from tests.serve.tiny_artifacts import HIDDEN, LABELS
 
 TEXTS = ["a gripping, beautiful film", "dull", "Alice lives in Paris, isn't it?"]
@@ -25,12 +23,7 @@ MAX_BATCH = 4
 
 
 def _serve(model: Model) -> Iterator[Server]:
-    settings = Settings(host="127.0.0.1", port=0, max_batch=MAX_BATCH, max_body_bytes=65536,
-                        max_text_chars=2000, access_log=False)
-    app = App(model, settings)
-    with serve_in_thread(app) as srv:
-        yield srv
-    app.close()
+    yield from serve_model(model, max_batch=MAX_BATCH, max_body_bytes=65536, max_text_chars=2000)
 
 
 @pytest.fixture(scope="module")

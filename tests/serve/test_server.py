@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from advisor.serve.app import App
 from advisor.serve.model import Classifier, ModelError
-from advisor.serve.server import Server, serve_in_thread
-from advisor.serve.settings import Settings
+from advisor.serve.server import Server
+from tests.serve.conftest import serve_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,12 +31,7 @@ def classifier(tiny_artifacts: Path) -> Classifier:
 
 @pytest.fixture(scope="module")
 def server(classifier: Classifier) -> Iterator[Server]:
-    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=16384, max_batch=4, workers=2,
-                        access_log=False)
-    app = App(classifier, settings)
-    with serve_in_thread(app) as srv:
-        yield srv
-    app.close()
+    yield from serve_model(classifier, max_body_bytes=16384, max_batch=4, workers=2)
 
 
 def call(
@@ -257,16 +251,13 @@ def test_malformed_requests_get_json_errors_too(server: Server, request_bytes: b
 
 
 def test_connections_beyond_the_limit_get_503(classifier: Classifier) -> None:
-    settings = Settings(host="127.0.0.1", port=0, max_connections=1, access_log=False)
-    app = App(classifier, settings)
-    with serve_in_thread(app) as srv:
+    for srv in serve_model(classifier, max_connections=1):
         first = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
         first.request("GET", "/health")
         assert first.getresponse().read()
         status, doc = call(srv, "GET", "/health")
         assert status == 503 and "connections" in doc["error"]
         first.close()
-    app.close()
 
 
 def test_bad_env_exits_2_with_a_message(tiny_artifacts: Path) -> None:

@@ -26,10 +26,10 @@ from advisor.serve.model import (
     TokenPrediction,
     aggregate_entities,
 )
-from advisor.serve.server import Server, serve_in_thread
+from advisor.serve.server import Server
 from advisor.serve.settings import Settings
 from advisor.slim.image import SERVED_TASKS
-from tests.serve.conftest import ArtifactsFactory
+from tests.serve.conftest import ArtifactsFactory, serve_model
 from tests.serve.tiny_artifacts import HIDDEN, TASK_LABELS, TOKEN_LABELS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,12 +58,7 @@ def feature_server(feature_model: Model) -> Iterator[Server]:
 
 
 def _serve(model: Model) -> Iterator[Server]:
-    settings = Settings(host="127.0.0.1", port=0, max_body_bytes=16384, max_batch=4, workers=2,
-                        access_log=False)
-    app = App(model, settings)
-    with serve_in_thread(app) as srv:
-        yield srv
-    app.close()
+    yield from serve_model(model, max_body_bytes=16384, max_batch=4, workers=2)
 
 
 def call(srv: Server, method: str, path: str, body: Any = None) -> tuple[int, Any]:
