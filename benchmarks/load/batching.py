@@ -38,20 +38,14 @@ def baseline_tree(dest: Path) -> Path:
     return dest
 
 
-def in_process(artifacts: Path, texts: tuple[str, ...]) -> dict[str, float]:
-    from advisor.serve.model import Model
-
-    model = Model(str(artifacts), 0)
-    model.predict(list(texts[:64]))  # warm up
+def in_process(model: Any, texts: tuple[str, ...]) -> dict[str, float]:
+    """Texts per second of ``model.predict`` over ``texts`` in order, by batch size."""
     rates = {}
     for b in BATCH_SIZES:
-        best = 0.0
-        for _ in range(2):
-            began = time.perf_counter()
-            for i in range(0, len(texts), b):
-                model.predict(list(texts[i : i + b]))
-            best = max(best, len(texts) / (time.perf_counter() - began))
-        rates[f"b{b}"] = round(best, 1)
+        began = time.perf_counter()
+        for i in range(0, len(texts), b):
+            model.predict(list(texts[i : i + b]))
+        rates[f"b{b}"] = round(len(texts) / (time.perf_counter() - began), 1)
     return rates
 
 
@@ -94,10 +88,16 @@ def measure(artifacts: Path, texts: tuple[str, ...], work: Path, seconds: float 
     mix = Mix(texts=texts, batches=False)
     roots = {"uvicorn_batching": REPO, "stdlib_baseline": baseline_tree(work / "baseline")}
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in roots}
-    for _ in range(rounds):
+    from advisor.serve.model import Model
+
+    model = Model(str(artifacts), 0)
+    model.predict(list(texts[:64]))  # warm up
+    inproc_runs = []
+    for _ in range(rounds):  # in-process and both servers in every round: the same noise
+        inproc_runs.append(in_process(model, texts))
         for name, root in roots.items():
             runs[name].append(one_round(root, artifacts, mix, seconds, work / f"{name}.log"))
-    inproc = in_process(artifacts, texts)
+    inproc = {k: max(r[k] for r in inproc_runs) for k in inproc_runs[0]}
     best = {name: {
         "throughput_8_per_s": max(r["eight_clients"]["throughput_per_s"] for r in rs),
         "p50_1_ms": min(r["one_client"]["latency_ms"]["p50"] for r in rs),
@@ -111,6 +111,7 @@ def measure(artifacts: Path, texts: tuple[str, ...], work: Path, seconds: float 
     return {
         "baseline_ref": BASELINE_REF, "texts": len(texts), "seconds": seconds, "rounds": rounds,
         "in_process_texts_per_s": inproc, "in_process_best_per_s": top,
+        "in_process_runs": inproc_runs,
         "servers": best, "runs": runs,
         "throughput_8_vs_in_process_best": round(new["throughput_8_per_s"] / top, 3),
         "throughput_8_vs_baseline": round(new["throughput_8_per_s"] / old["throughput_8_per_s"], 3),

@@ -214,8 +214,8 @@ def test_chunked_and_pipelined_requests(served: Served) -> None:
     one = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     two = _raw(served.port, one + one)
     assert two.count(b"HTTP/1.1 200") == 2
-    # A TLS hello and a 100 kB header line: the stdlib answers these itself (an HTML 400/431,
-    # not the JSON error shape, since Handler.send_error is not overridden); never a crash.
+    # A TLS hello and a 100 kB header line: refused by the transport (JSON 400 / 431) before
+    # the app sees them; never a crash.
     _raw(served.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64) + b"\r\n\r\n")
     huge = _raw(served.port, b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
     assert huge[:12] in (b"", b"HTTP/1.0 431", b"HTTP/1.1 431"), huge[:40]
