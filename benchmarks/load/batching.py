@@ -85,6 +85,7 @@ def one_round(root: Path, artifacts: Path, mix: Mix, seconds: float, log: Path) 
 
 def measure(artifacts: Path, texts: tuple[str, ...], work: Path, seconds: float = 20,
             rounds: int = 2) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     mix = Mix(texts=texts, batches=False)
     roots = {"uvicorn_batching": REPO, "stdlib_baseline": baseline_tree(work / "baseline")}
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in roots}
@@ -110,6 +111,7 @@ def measure(artifacts: Path, texts: tuple[str, ...], work: Path, seconds: float 
     top = max(inproc.values())
     return {
         "baseline_ref": BASELINE_REF, "texts": len(texts), "seconds": seconds, "rounds": rounds,
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1), os.cpu_count()],
         "in_process_texts_per_s": inproc, "in_process_best_per_s": top,
         "in_process_runs": inproc_runs,
         "servers": best, "runs": runs,
@@ -125,7 +127,9 @@ def render(r: dict[str, Any]) -> list[str]:
         f"## Dynamic batching: {r['texts']} held-out sentences, one per request", "",
         f"Both servers on this machine's Python, same artifacts, {r['rounds']} alternating rounds of "
         f"{r['seconds']:.0f} s per case (best round kept); baseline: `advisor/serve` at "
-        f"{r['baseline_ref']} (stdlib ThreadingHTTPServer, one request per model run).", "",
+        f"{r['baseline_ref']} (stdlib ThreadingHTTPServer, one request per model run). "
+        + ("Load average before / after: {} / {} on {} cores.".format(*r["load_average"])
+           if "load_average" in r else ""), "",
         "| server | 8 clients: texts/s | 8 clients: p50 ms | 1 client: p50 ms | non-200 or errors |",
         "|---|---:|---:|---:|---:|",
         f"| uvicorn + dynamic batching | {new['throughput_8_per_s']} | {new['p50_8_ms']} | {new['p50_1_ms']} | {new['errors']} |",
