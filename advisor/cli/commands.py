@@ -149,8 +149,11 @@ def _only_model(source: str, found: list[ModelLocation]) -> str:
                             hint="name it with --model-path (a folder with config.json and weights)")
     listing = ", ".join("/" + m.path for m in found)
     if not supported:
-        raise ExportError(f"no exportable model in {source} (found: {listing})",
-                          hint="advisor exports BERT, DistilBERT, RoBERTa, ALBERT and ELECTRA models")
+        from advisor.export.specs import supported_summary
+
+        why = "; ".join(f"/{m.path}: {m.reason}" for m in found)
+        raise ExportError(f"no exportable model in {source} ({why})",
+                          hint=f"advisor exports {supported_summary()}")
     raise UsageError(f"{len(supported)} models in {source}: {listing}",
                      hint="choose one with --model-path")
 
@@ -170,6 +173,8 @@ def export_cmd(
     optimize: Annotated[bool, typer.Option("--optimize/--no-optimize", help="onnxruntime transformer fusions.")] = True,
     graph: Annotated[Graph, typer.Option("--graph", help="Ship the fused graph, the unfused one, "
                                          "or time both and keep the faster (auto).")] = Graph.auto,
+    remeasure: Annotated[bool, typer.Option("--remeasure", help="Time the graph race again even "
+                                            "when this model's ranking on this CPU is recorded.")] = False,
     data: Annotated[Path | None, typer.Option("--data", help="Labelled CSV (text,label) for the accuracy check.")] = None,
     max_accuracy_drop: Annotated[float, typer.Option("--max-accuracy-drop", help="Points of accuracy int8 "
                                                      "may lose vs fp32 before the export is refused.")] = 1.0,
@@ -197,6 +202,7 @@ def export_cmd(
         if output is None and artifacts is None:
             raise UsageError("nothing to write", hint="give --output IMAGE, --artifacts DIR, or both")
         from advisor.export import ExportConfig, export_model
+        from advisor.export.race import default_cache
 
         summary: dict[str, Any] = {}
         with progress_bar(fmt is not OutputFormat.json, unit="steps") as progress, \
@@ -208,6 +214,7 @@ def export_cmd(
                 model_dir=model_dir, artifacts_dir=out_dir, task=task, max_length=max_length,
                 quantize=quantize.value, optimize=optimize, graph=graph.value, data_csv=data,
                 max_accuracy_drop=max_accuracy_drop, limit=limit, model_name=name,
+                race_cache=default_cache(), remeasure=remeasure,
                 progress=lambda step, done, total: progress(done, total, step),
             ))
             summary["export"] = _export_summary(result)
@@ -229,6 +236,9 @@ def _export_summary(result: ExportResult) -> dict[str, Any]:
         "size_bytes": result.size_bytes, "fp32_accuracy": result.fp32_accuracy,
         "int8_accuracy": result.int8_accuracy, "fused_operators": dict(result.fused_operators),
         "graph": (result.validation.get("graph") or {}).get("shipped"),
+        "candidate": (result.validation.get("graph") or {}).get("candidate"),
+        "exporter": result.exporter,
+        "race": (result.timings.get("race") or {}).get("source"),
     }
 
 

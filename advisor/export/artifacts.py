@@ -1,7 +1,8 @@
 """Write the artifacts directory the serving image reads (ARTIFACTS CONTRACT), atomically.
 
 ``DIR/model.onnx`` (+ ``model.onnx.data`` when the weights are external), ``tokenizer.json``
-(truncation and padding configured), ``labels.json``, ``serving.json`` and ``validation.json``.
+(truncation and padding configured), ``labels.json``, ``serving.json``, ``validation.json``
+(the same for the same inputs) and ``timings.json`` (what differs per run, never shipped).
 Everything is written into a temporary sibling directory and renamed into place, so a reader
 never sees half an export; an existing ``DIR`` is replaced only if it is empty or an earlier
 export (it holds ``serving.json``).
@@ -26,6 +27,7 @@ from advisor.export.optimize import EXTERNAL_DATA_THRESHOLD
 SCHEMA_VERSION = 1
 ONNX_FILE = "model.onnx"
 DATA_FILE = "model.onnx.data"
+TIMINGS_FILE = "timings.json"  # differs per run: not shipped in the image
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,11 @@ class ServingInfo:
     outputs: Sequence[str]
     quantization: str
     optimization: str
+    pooling: Mapping[str, Any] | None = None  # feature-extraction: how the server pools
 
     def as_dict(self, onnx_sha256: str) -> dict[str, Any]:
-        return {
+        pooling = {"pooling": dict(self.pooling)} if self.pooling is not None else {}
+        return pooling | {
             "schema_version": SCHEMA_VERSION, "task": self.task, "model_name": self.model_name,
             "architecture": self.architecture, "max_length": self.max_length,
             "inputs": list(self.inputs), "outputs": list(self.outputs), "onnx_file": ONNX_FILE,
@@ -74,7 +78,8 @@ def save_onnx(src: Path, dest_dir: Path) -> Path:
 
 
 def write_artifacts(dest: Path, onnx_src: Path, tokenizer: Any, labels: Sequence[str],
-                    serving: ServingInfo, validation: Mapping[str, Any]) -> tuple[Path, str]:
+                    serving: ServingInfo, validation: Mapping[str, Any],
+                    timings: Mapping[str, Any]) -> tuple[Path, str]:
     """Publish the artifacts at ``dest``; return (path of model.onnx, its sha256)."""
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +91,7 @@ def write_artifacts(dest: Path, onnx_src: Path, tokenizer: Any, labels: Sequence
         _dump(tmp / "labels.json", list(labels))
         _dump(tmp / "serving.json", serving.as_dict(digest))
         _dump(tmp / "validation.json", dict(validation))
+        _dump(tmp / TIMINGS_FILE, dict(timings))
         for f in tmp.iterdir():
             f.chmod(0o644)
         tmp.chmod(0o755)

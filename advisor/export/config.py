@@ -43,6 +43,10 @@ class ExportConfig:
     shapes: Sequence[tuple[int, int]] = DEFAULT_SHAPES
     threads: int = 2
     model_name: str | None = None  # serving.json "model_name"; default: folder name
+    static_int8: bool = True  # race a statically calibrated (QDQ) int8 candidate (needs data_csv)
+    # Where the graph race's rankings are recorded (advisor.export.race); None: time every run.
+    race_cache: Path | None = None
+    remeasure: bool = False  # time the race again even when a ranking is recorded
     progress: ProgressFn = field(default=no_progress, compare=False, repr=False)
 
 
@@ -59,4 +63,6 @@ class ExportResult:
     fp32_accuracy: float | None
     int8_accuracy: float | None
     fused_operators: Mapping[str, int]
-    validation: Mapping[str, Any]  # the content of validation.json
+    validation: Mapping[str, Any]  # the content of validation.json (the same for the same inputs)
+    timings: Mapping[str, Any] = field(default_factory=dict)  # timings.json (differs per run)
+    exporter: str = ""  # the exporter whose graph shipped ("legacy" | "dynamo")

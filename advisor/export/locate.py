@@ -17,9 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.errors import AdvisorError, BadInputError
+from advisor.errors import BadInputError
 from advisor.export.source import WEIGHT_FILES
-from advisor.export.specs import ARCHITECTURES, TASKS, infer_task
+from advisor.export.specs import judge
 from advisor.oci.filetree import FileTree
 from advisor.oci.model import Capture, Entry, EntryKind, Image
 
@@ -38,6 +38,7 @@ class ModelLocation:
     weights_bytes: int
     hf_name: str = ""  # "org/name" for a Hugging Face cache snapshot
     revision: str = ""
+    reason: str = ""  # why not, when not supported (``specs.judge``)
 
 
 def _capture(entry: Entry) -> Capture | None:
@@ -75,21 +76,13 @@ def _location(tree: FileTree, folder: str) -> ModelLocation | None:
         return None
     names = tuple(sorted({*weights, *shards}))
     size = sum(_file_size(tree, posixpath.join(folder, n)) or 0 for n in names)
-    model_type = str(config.get("model_type", ""))
-    task = _task(archs)
+    verdict = judge(config)
     hf = _HF_SNAPSHOT.search(folder)
     return ModelLocation(
-        path=folder, model_type=model_type, architectures=tuple(str(a) for a in archs), task=task,
-        supported=model_type in ARCHITECTURES and task in TASKS, weight_files=names,
+        path=folder, model_type=verdict.model_type, architectures=tuple(str(a) for a in archs),
+        task=verdict.task, supported=verdict.ok, reason=verdict.reason, weight_files=names,
         weights_bytes=size, hf_name=hf["name"].replace("--", "/", 1) if hf else "",
         revision=hf["rev"] if hf else "")
-
-
-def _task(archs: list[object]) -> str | None:
-    try:
-        return infer_task([str(a) for a in archs]).name
-    except AdvisorError:
-        return None
 
 
 def _file_size(tree: FileTree, path: str) -> int | None:

@@ -1,4 +1,4 @@
-"""Graph fusion (onnxruntime.transformers optimizer) and int8 dynamic quantisation.
+"""Graph fusion (onnxruntime.transformers optimizer) and int8 quantisation, dynamic or static.
 
 Fusion needs the head count and hidden size from config.json: with ``num_heads=0`` the
 optimizer must guess them from the graph, fails on these exports and silently leaves
@@ -9,11 +9,17 @@ attention unfused. Quantisation runs on the fused model and needs
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from advisor.errors import ExportError, MissingDependencyError
+
+# Static int8 calibration: min/max ranges over the calibration rows, only the weight MatMuls
+# (the attention score MatMuls stay fp32, as in the dynamic graph). Percentile (99.999) took
+# 3x longer to calibrate on the sample model (89 vs 27 s) and scored lower (74.5 vs 75.4 %).
+CALIBRATION_NAME = "minmax"
+CALIBRATION_OPTIONS = {"MatMulConstBOnly": True}
 
 # A protobuf cannot pass 2 GiB; write weights to ``NAME.data`` well before that.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -71,6 +77,47 @@ def quantize_int8(src: Path, dest: Path) -> None:
     except (ValueError, RuntimeError, KeyError) as e:
         raise ExportError(f"int8 quantisation failed: {e}",
                           hint="re-run with --quantize none to ship the fp32 model") from e
+    finally:
+        logging.disable(previous)
+
+
+def quantize_int8_static(src: Path, dest: Path, batches: Sequence[Mapping[str, Any]]) -> None:
+    """Static int8 (QDQ) of the MatMuls, activation ranges calibrated on ``batches`` (feeds of
+    real labelled text): no quantisation at run time, onnxruntime folds each QDQ MatMul into
+    a QLinearMatMul. u8 activations and s8 weights, the pair x86 int8 kernels (VNNI) take.
+    Only a candidate: the race ships it when it is faster within the accuracy gate."""
+    try:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+    except ImportError as e:
+        raise MissingDependencyError("onnxruntime", "export") from e
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self) -> dict[str, Any] | None:
+            batch = next(self._batches, None)
+            return None if batch is None else dict(batch)
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        quantize_static(
+            str(src), str(dest), _Reader(), quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul"], activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8, per_channel=False, calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, **CALIBRATION_OPTIONS},
+        )
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise ExportError(f"static int8 quantisation failed: {e}",
+                          hint="re-run without --data to skip the static candidate") from e
     finally:
         logging.disable(previous)
 

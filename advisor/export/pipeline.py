@@ -1,68 +1,37 @@
 """``export_model``: a model folder in, validated ONNX artifacts out, as a list of named steps.
 
-inspect -> load (torch, eager attention) -> export (legacy TorchScript exporter, see
-``advisor.export.exporter``) -> fp32 parity -> fuse + parity -> int8 -> accuracy and the
+inspect (the verdict of ``specs.judge``) -> load (torch, eager attention; the graph's inputs
+derived from the model and its tokenizer) -> export (the spec's exporters in order, the first
+whose graph onnxruntime runs within tolerance of torch ships) -> fuse + parity -> int8
+(dynamic for every graph, static QDQ calibrated on the labelled data) -> the graph race
+(``advisor.export.race``: decided once per model digest and CPU) -> accuracy and the
 ``max_accuracy_drop`` gate -> artifacts (atomic). Any failed check raises ``ExportError``
 (exit 5) and nothing is published.
-
-The shipped graph, fp32 or int8, is the fused one (Attention / QAttention), the unfused one
-(MatMul / MatMulInteger everywhere; onnxruntime still applies its own fusions at load) or, by
-default, the faster of the two: a candidate 1.25x bigger than the other is dropped, the rest
-are timed in turns at batch 1 and 8 (sequence 128) in this process, and for int8 the faster
-one that passes the accuracy gate ships. Which wins depends on the model and the CPU (on the
-sample model the unfused graph is ~10 % faster at batch 8 and even at batch 1, in fp32 and
-int8); the choice and the timings are in validation.json under ``graph``.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from advisor.errors import ExportError, MissingDependencyError, UsageError
-from advisor.export import artifacts, optimize, validation
+from advisor.export import artifacts, optimize, race, validation
 from advisor.export.config import ExportConfig, ExportResult
-from advisor.export.exporter import Exporter, export_onnx
+from advisor.export.exporter import export_onnx, graph_inputs
+from advisor.export.race import Candidate, Ranking
+from advisor.export.signature import derive_graph
 from advisor.export.source import ModelSource, inspect_model, load_torch_model
+from advisor.export.specs import GraphSpec
 from advisor.export.tokenizer import encode, load_serving_tokenizer
 
-STEPS = ("inspect", "load", "export", "validate", "optimize", "quantize", "accuracy", "write")
-EXPORTER: Exporter = "legacy"
+STEPS = ("inspect", "load", "export", "optimize", "quantize", "accuracy", "write")
 ACCURACY_BATCH = 32
-TIMING_SHAPES = ((1, 128), (8, 128))
-TIMING_RUNS = 9
-TIMING_SECONDS = 1.0  # per shape, all candidates together
-# A candidate this much bigger than the smallest is not shipped, however fast: fusing ALBERT
-# copies its shared weights per layer (fp32 2x), quantising its unfused graph leaves them fp32.
-SIZE_SLACK = 1.25
-
-
-@dataclass
-class _Candidate:
-    """A graph that could ship (fused or unfused, at the shipped precision), its timing, verdict."""
-
-    graph: str  # "fused" | "unfused"
-    path: Path
-    size_bytes: int
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    accuracy: float | None = None
-    rejected: str = ""
-
-    @property
-    def score(self) -> float:
-        """Geometric mean of the per-shape fastest runs: each shape weighs the same."""
-        values = list(self.latency_ms.values())
-        return math.prod(values) ** (1.0 / len(values)) if values else 0.0
-
-    def as_dict(self, chosen: bool) -> dict[str, Any]:
-        return {"graph": self.graph, "chosen": chosen, "size_bytes": self.size_bytes,
-                "latency_ms": self.latency_ms,
-                "accuracy": self.accuracy, "rejected": self.rejected or None}
+CALIBRATION_ROWS = 256  # labelled rows whose activations set the static int8 ranges
+CALIBRATION_BATCH = 8
 
 
 @dataclass
@@ -74,18 +43,22 @@ class _Run:
     source: ModelSource | None = None
     model: Any = None
     tokenizer: Any = None
+    spec: GraphSpec | None = None
+    exporter: str = ""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     raw: Path | None = None
     fused: Path | None = None
-    fp32: Path | None = None
-    int8: Path | None = None
-    candidates: list[_Candidate] = field(default_factory=list)
-    graph: str = "unfused"  # the shipped graph
-    fused_operators: dict[str, int] = field(default_factory=dict)
+    fusion: dict[str, Any] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
+    ranking: Ranking | None = None
+    shipped: Candidate | None = None
+    calibration: dict[str, Any] | None = None
     parity: list[validation.ParityReport] = field(default_factory=list)
     accuracy: validation.AccuracyReport | None = None
     sizes: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    timing_report: dict[str, Any] = field(default_factory=dict)
     onnx_path: Path | None = None
     digest: str = ""
 
@@ -95,23 +68,23 @@ class _Run:
         return self.source
 
     @property
+    def graph(self) -> GraphSpec:
+        assert self.spec is not None
+        return self.spec
+
+    @property
     def max_length(self) -> int:
         return min(self.config.max_length, self.src.max_positions)
 
     @property
-    def vocab(self) -> int:
-        return int(self.src.config.get("vocab_size", 1000))
-
-    @property
     def final(self) -> Path:
-        final = self.int8 or self.fp32
-        assert final is not None
-        return final
+        assert self.shipped is not None
+        return self.shipped.path
 
     @property
     def optimization(self) -> Literal["fused", "none"]:
         """Whether the shipped graph holds the transformer fusions."""
-        return "fused" if self.graph == "fused" else "none"
+        return "fused" if self.shipped is not None and self.shipped.graph == "fused" else "none"
 
 
 def export_model(config: ExportConfig) -> ExportResult:
@@ -137,7 +110,7 @@ def export_model(config: ExportConfig) -> ExportResult:
 def _inspect(run: _Run) -> None:
     run.source = inspect_model(run.config.model_dir, run.config.task)
     run.sizes["source_weights"] = sum(
-        p.stat().st_size for p in run.config.model_dir.iterdir()
+        p.stat().st_size for p in run.src.path.iterdir()
         if p.suffix in (".safetensors", ".bin") and p.is_file())
 
 
@@ -147,46 +120,112 @@ def _load(run: _Run) -> None:
     except ImportError as e:
         raise MissingDependencyError("torch", "export") from e
     torch.set_num_threads(run.config.threads)
-    run.tokenizer = load_serving_tokenizer(run.config.model_dir, run.max_length)
+    run.tokenizer = load_serving_tokenizer(run.src.path, run.max_length)
     run.model = load_torch_model(run.src)
+    run.spec = derive_graph(run.model, run.src.path, run.src.arch.model_type, run.src.task)
 
 
 def _export(run: _Run) -> None:
-    raw = run.work / "raw" / "model.onnx"
-    raw.parent.mkdir()
-    run.fp32 = run.raw = export_onnx(run.model, run.src.arch, run.src.task, raw, run.config.opset,
-                                     run.vocab, EXPORTER)
-    run.sizes["onnx_raw"] = _onnx_size(raw)
-
-
-def _validate(run: _Run) -> None:
-    _check(run, "fp32", run.final, enforced=True)
+    """The spec's exporters in order; the first graph onnxruntime runs within tolerance ships."""
+    errors = []
+    for exporter in run.src.arch.exporters:
+        dest = run.work / f"raw-{exporter}" / "model.onnx"
+        dest.parent.mkdir()
+        try:
+            export_onnx(run.model, run.graph, dest, run.config.opset, run.src.vocab, exporter)
+            taken = graph_inputs(dest)
+            spec = replace(run.graph, inputs=tuple(n for n in run.graph.inputs if n in taken))
+            report = _parity(run, spec, "fp32", dest, enforced=True)
+        except ExportError as e:
+            run.attempts.append({"exporter": exporter, "ok": False, "error": str(e)})
+            errors.append(f"{exporter}: {e}")
+            continue
+        run.attempts.append({"exporter": exporter, "ok": True, "error": None})
+        run.exporter, run.spec, run.raw = exporter, spec, dest
+        run.parity.append(report)
+        run.sizes["onnx_raw"] = _onnx_size(dest)
+        return
+    raise ExportError(f"cannot export this {run.src.arch.model_type} model: {'; '.join(errors)}",
+                      hint="re-run with --debug for the exporter's trace, or report the model")
 
 
 def _optimize(run: _Run) -> None:
+    ort_type = run.src.arch.ort_model_type
     if not run.config.optimize:
-        return
+        run.fusion = {"applied": False, "reason": "--no-optimize"}
+    elif ort_type is None:
+        run.fusion = {"applied": False, "reason": "onnxruntime's transformer optimizer has no "
+                      f"fusion for {run.src.arch.model_type}"}
+    else:
+        _fuse(run, ort_type)
+    if run.config.graph == "fused" and run.fused is None:
+        raise ExportError(f"no fused graph for this {run.src.arch.model_type} model: "
+                          f"{run.fusion['reason']}", hint="use --graph auto or unfused")
+    if run.config.quantize == "none":
+        _race(run, [Candidate(g, g, "none", p, _onnx_size(p)) for g, p in _graphs(run).items()])
+
+
+def _fuse(run: _Run, ort_type: str) -> None:
+    """The fused graph, or a recorded reason why there is none (the unfused one still ships)."""
+    assert run.raw is not None
     fused = run.work / "fused" / "model.onnx"
     fused.parent.mkdir()
-    run.fused_operators = optimize.fuse(run.final, fused, run.src.config, run.src.arch.ort_model_type)
-    run.fp32 = run.fused = fused
+    try:
+        operators = optimize.fuse(run.raw, fused, run.src.config, ort_type)
+        if not operators:
+            raise ExportError(f"onnxruntime's optimizer ({ort_type}) fused nothing in this "
+                              f"{run.src.arch.model_type} graph", hint="")
+        report = _parity(run, run.graph, "fp32-fused", fused, enforced=True)
+    except ExportError as e:
+        if run.config.graph == "fused":
+            raise
+        run.fusion = {"applied": False, "reason": str(e)}
+        return
+    run.parity.append(report)
+    run.fused = fused
+    run.fusion = {"applied": True, "model_type": ort_type, "operators": operators}
     run.sizes["onnx_fused"] = _onnx_size(fused)
-    _check(run, "fp32-fused", fused, enforced=True)
-    if run.config.quantize == "none":
-        _race(run, _graphs(run))
 
 
 def _quantize(run: _Run) -> None:
     if run.config.quantize != "int8":
         return
-    quantized = {}
+    candidates = []
     for graph, src in _graphs(run).items():
         dest = run.work / f"int8-{graph}" / "model.onnx"
         dest.parent.mkdir()
         optimize.quantize_int8(src, dest)
-        _check(run, f"int8-{graph}", dest, enforced=False)
-        quantized[graph] = dest
-    _race(run, quantized)
+        run.parity.append(_parity(run, run.graph, f"int8-{graph}", dest, enforced=False))
+        candidates.append(Candidate(graph, graph, "dynamic", dest, _onnx_size(dest)))
+    static = _static_candidate(run)
+    if static is not None:
+        candidates.append(static)
+    _race(run, candidates)
+
+
+def _static_candidate(run: _Run) -> Candidate | None:
+    """Static QDQ int8 of the unfused graph, calibrated on labelled rows (needs the gate's data)."""
+    cfg = run.config
+    if cfg.data_csv is None or run.src.task.name != "text-classification" or not cfg.static_int8:
+        return None
+    if cfg.graph == "fused":
+        return None
+    assert run.raw is not None
+    texts, rows = validation.calibration_texts(cfg.data_csv, CALIBRATION_ROWS, cfg.limit)
+    batches = [encode(run.tokenizer, texts[i : i + CALIBRATION_BATCH], run.graph.inputs,
+                      pad_to=run.max_length)
+               for i in range(0, len(texts), CALIBRATION_BATCH)]
+    run.calibration = {"rows": len(texts), "first_row": rows[0], "method": optimize.CALIBRATION_NAME,
+                       "disjoint_from_accuracy": cfg.limit is not None and rows[0] >= cfg.limit}
+    dest = run.work / "int8-unfused-static" / "model.onnx"
+    dest.parent.mkdir()
+    try:
+        optimize.quantize_int8_static(run.raw, dest, batches)
+    except ExportError as e:
+        run.calibration["error"] = str(e)
+        return None
+    run.parity.append(_parity(run, run.graph, "int8-unfused-static", dest, enforced=False))
+    return Candidate("unfused-static", "unfused", "static", dest, _onnx_size(dest))
 
 
 def _graphs(run: _Run) -> dict[str, Path]:
@@ -201,54 +240,58 @@ def _graphs(run: _Run) -> dict[str, Path]:
     return sources
 
 
-def _race(run: _Run, paths: Mapping[str, Path]) -> None:
-    """Drop the much bigger candidates, time the rest in turns, ship the fastest (for int8,
-    ``_accuracy`` passes over it to the next one if it breaks the gate)."""
-    candidates = [_Candidate(graph, path, _onnx_size(path)) for graph, path in paths.items()]
-    smallest = min(c.size_bytes for c in candidates)
-    for c in candidates:
-        if c.size_bytes > SIZE_SLACK * smallest:
-            c.rejected = f"{c.size_bytes / smallest:.2f}x the size of the smallest candidate"
-    eligible = [c for c in candidates if not c.rejected]
-    if len(eligible) > 1:
-        _time_candidates(run, eligible)
-        eligible.sort(key=lambda c: c.score)
+def _race(run: _Run, candidates: list[Candidate]) -> None:
+    """Drop the much bigger candidates, rank the rest fastest first (recorded per model digest
+    and CPU), ship the first (for int8, ``_accuracy`` passes over those that break the gate)."""
+    eligible = race.drop_oversized(candidates)
+    cache = run.config.race_cache
+    key = race.decision_key(run.config.model_dir, _settings(run), run.config.threads)
+    run.ranking = race.rank(eligible, key, cache, run.config.remeasure,
+                            lambda cs: _time_candidates(run, cs))
     run.candidates = eligible + [c for c in candidates if c.rejected]
     _choose(run, eligible[0])
 
 
-def _time_candidates(run: _Run, candidates: list[_Candidate]) -> None:
+def _settings(run: _Run) -> dict[str, Any]:
+    """The export settings that shape the candidates (part of the race's decision key)."""
+    cfg = run.config
+    data = artifacts.sha256_file(cfg.data_csv) if cfg.data_csv is not None else None
+    return {"task": run.src.task.name, "opset": cfg.opset, "max_length": run.max_length,
+            "quantize": cfg.quantize, "optimize": cfg.optimize, "graph": cfg.graph,
+            "static_int8": cfg.static_int8, "data_sha256": data, "limit": cfg.limit}
+
+
+def _time_candidates(run: _Run, candidates: list[Candidate]) -> None:
     sessions = [validation.open_session(c.path, run.config.threads) for c in candidates]
-    for batch, seq in TIMING_SHAPES:
+    for batch, seq in race.TIMING_SHAPES:
         seq = min(seq, run.max_length)
-        feeds = validation.full_feeds(run.src.arch, batch, seq, run.vocab)
-        fastest = validation.interleaved_ms(sessions, feeds, TIMING_RUNS, TIMING_SECONDS)
+        feeds = validation.full_feeds(run.graph.inputs, batch, seq, run.src.vocab)
+        fastest = validation.interleaved_ms(sessions, feeds, race.TIMING_RUNS, race.TIMING_SECONDS)
         for candidate, ms in zip(candidates, fastest, strict=True):
             candidate.latency_ms[f"b{batch}_s{seq}"] = round(ms, 3)
 
 
-def _choose(run: _Run, candidate: _Candidate) -> None:
-    run.graph = candidate.graph
-    if run.config.quantize == "int8":
-        run.int8 = candidate.path
-        run.sizes["onnx_int8"] = candidate.size_bytes
-    else:
-        run.fp32 = candidate.path
+def _choose(run: _Run, candidate: Candidate) -> None:
+    run.shipped = candidate
+    key = "onnx_int8" if run.config.quantize == "int8" else "onnx_shipped"
+    run.sizes[key] = candidate.size_bytes
 
 
-def _check(run: _Run, variant: str, path: Path, enforced: bool) -> None:
+def _parity(run: _Run, spec: GraphSpec, variant: str, path: Path,
+            enforced: bool) -> validation.ParityReport:
+    """Parity of ``path`` with torch at the configured shapes; ExportError if enforced and off."""
     atol = run.config.atol if run.config.atol is not None else run.src.arch.atol
-    session = validation.open_session(path, run.config.threads)
+    session = validation.open_session(path, run.config.threads, variant)
     shapes = [(b, min(s, run.max_length)) for b, s in run.config.shapes]
-    report = validation.check_parity(run.model, session, run.src.arch, run.src.task, variant,
-                                     shapes, run.vocab, atol, enforced)
-    run.parity.append(report)
+    report = validation.check_parity(run.model, session, spec, variant, shapes, run.src.vocab,
+                                     atol, enforced)
     if not report.ok:
         failures = report.failures
         more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
         raise ExportError(f"ONNX output parity failed: {'; '.join(failures[:3])}{more}",
                           hint="the exported graph disagrees with torch; re-run with --no-optimize "
                                "or a looser --atol, or report the model")
+    return report
 
 
 def _accuracy(run: _Run) -> None:
@@ -259,18 +302,29 @@ def _accuracy(run: _Run) -> None:
     # Batch texts of similar length together: padding, not the model, dominates otherwise.
     order = sorted(range(len(texts)), key=lambda i: len(run.tokenizer.encode(texts[i]).ids))
     texts, golds = [texts[i] for i in order], [golds[i] for i in order]
-    batches = [encode(run.tokenizer, texts[i : i + ACCURACY_BATCH], run.src.arch.inputs)
+    batches = [encode(run.tokenizer, texts[i : i + ACCURACY_BATCH], run.graph.inputs)
                for i in range(0, len(texts), ACCURACY_BATCH)]
-    preds = {"torch": validation.predict_torch(run.model, run.src.task, batches)}
-    assert run.fp32 is not None
-    preds["fp32"] = validation.predict_onnx(validation.open_session(run.fp32, run.config.threads), batches)
-    run.accuracy = validation.score(preds, golds, str(data))
-    # fastest first: ship the first int8 candidate within the gate, refuse if none is
-    eligible = [c for c in run.candidates if not c.rejected] if run.int8 is not None else []
+    preds = {"torch": validation.predict_torch(run.model, run.graph.output, batches)}
+    fp32 = run.fused if run.fused is not None and run.config.graph != "unfused" else run.raw
+    if run.config.quantize == "none":
+        fp32 = run.final
+    assert fp32 is not None
+    preds["fp32"] = validation.predict_onnx(validation.open_session(fp32, run.config.threads), batches)
+    label = _data_label(data)
+    run.accuracy = validation.score(preds, golds, label)
+    if run.config.quantize == "int8":
+        _gate(run, preds, golds, batches, label)
+
+
+def _gate(run: _Run, preds: dict[str, list[int]], golds: list[int],
+          batches: list[dict[str, Any]], label: str) -> None:
+    """Fastest first: ship the first int8 candidate within the gate, refuse if none is."""
+    assert run.accuracy is not None
+    eligible = [c for c in run.candidates if not c.rejected]
     for candidate in eligible:
         preds["int8"] = validation.predict_onnx(
             validation.open_session(candidate.path, run.config.threads), batches)
-        report = validation.score(preds, golds, str(data))
+        report = validation.score(preds, golds, label)
         candidate.accuracy = report.accuracy["int8"]
         drop = 100.0 * (report.accuracy["fp32"] - candidate.accuracy)
         if drop <= run.config.max_accuracy_drop:
@@ -278,55 +332,86 @@ def _accuracy(run: _Run) -> None:
             _choose(run, candidate)
             return
         candidate.rejected = f"{drop:.2f} points below fp32"
-    if eligible:
-        best = max(eligible, key=lambda c: c.accuracy or 0.0)
-        fp32 = run.accuracy.accuracy["fp32"]
-        raise ExportError(
-            f"int8 accuracy {best.accuracy:.1%} is {100.0 * (fp32 - (best.accuracy or 0.0)):.2f} "
-            f"points below fp32 {fp32:.1%} (allowed: {run.config.max_accuracy_drop:g})",
-            hint="ship fp32 with --quantize none, or allow more with --max-accuracy-drop")
+    best = max(eligible, key=lambda c: c.accuracy or 0.0)
+    fp32 = run.accuracy.accuracy["fp32"]
+    raise ExportError(
+        f"int8 accuracy {best.accuracy:.1%} is {100.0 * (fp32 - (best.accuracy or 0.0)):.2f} "
+        f"points below fp32 {fp32:.1%} (allowed: {run.config.max_accuracy_drop:g})",
+        hint="ship fp32 with --quantize none, or allow more with --max-accuracy-drop")
+
+
+def _data_label(data: Path) -> str:
+    """The data set as validation.json names it: file name and content digest, not its path."""
+    return f"{data.name} (sha256 {artifacts.sha256_file(data)[:16]})"
 
 
 def _write(run: _Run) -> None:
     cfg = run.config
     info = artifacts.ServingInfo(
-        task=run.src.task.name, model_name=cfg.model_name or cfg.model_dir.resolve().name,
+        task=run.src.task.name, model_name=_model_name(run),
         architecture=run.src.arch.model_type, max_length=run.max_length,
-        inputs=tuple(run.src.arch.inputs), outputs=(run.src.task.output,),
-        quantization=cfg.quantize, optimization=run.optimization)
+        inputs=tuple(run.graph.inputs), outputs=(run.graph.output,),
+        quantization=cfg.quantize, optimization=run.optimization,
+        pooling=run.src.pooling.as_dict() if run.src.pooling else None)
     run.report = _report(run)
+    run.timing_report = _timing_report(run)
     run.onnx_path, run.digest = artifacts.write_artifacts(
-        cfg.artifacts_dir, run.final, run.tokenizer, run.src.labels, info, run.report)
+        cfg.artifacts_dir, run.final, run.tokenizer, run.src.labels, info, run.report,
+        run.timing_report)
+
+
+def _model_name(run: _Run) -> str:
+    return run.config.model_name or run.config.model_dir.resolve().name
 
 
 def _report(run: _Run) -> dict[str, Any]:
-    """The validation.json document (also ``ExportResult.validation``)."""
+    """The validation.json document (also ``ExportResult.validation``): the same for the same
+    inputs, so it can ship in the image (timings are in timings.json)."""
     cfg = run.config
     return {
         "schema_version": 1,
-        "model": str(cfg.model_dir),
+        "model": _model_name(run),
         "task": run.src.task.name,
         "architecture": run.src.arch.model_type,
-        "exporter": EXPORTER,
+        "exporter": run.exporter,
+        "exporter_attempts": run.attempts,
+        "inputs": {"names": list(run.graph.inputs), "derived_from": run.graph.inputs_from},
         "opset": cfg.opset,
         "max_length": run.max_length,
         "quantization": cfg.quantize,
         "optimization": run.optimization,
         "graph": _graph_dict(run),
+        "fusion": run.fusion,
+        "calibration": run.calibration,
+        "pooling": run.src.pooling.as_dict() if run.src.pooling else None,
         "parity": [p.as_dict() for p in run.parity],
         "accuracy": run.accuracy.as_dict() if run.accuracy else None,
         "gate": _gate_dict(run),
-        "fused_operators": run.fused_operators,
+        "fused_operators": run.fusion.get("operators", {}),
         "operators": optimize.count_ops(run.final),
         "sizes_bytes": dict(sorted(run.sizes.items())),
-        "timings_s": dict(run.timings),
     }
 
 
+def _timing_report(run: _Run) -> dict[str, Any]:
+    """timings.json: what differs from run to run (not shipped in the image)."""
+    ranking = run.ranking
+    return {"schema_version": 1, "steps_s": dict(run.timings),
+            "race": {"source": ranking.source if ranking else None,
+                     "key": ranking.key if ranking else None,
+                     "latency_ms": {c.name: dict(c.latency_ms) for c in run.candidates
+                                    if c.latency_ms}}}
+
+
 def _graph_dict(run: _Run) -> dict[str, Any]:
-    return {"shipped": run.graph, "precision": "int8" if run.int8 is not None else "fp32",
-            "selection": run.config.graph,
-            "candidates": [c.as_dict(c.graph == run.graph) for c in run.candidates]}
+    assert run.shipped is not None and run.ranking is not None
+    order = list(run.ranking.order)
+    return {"shipped": run.shipped.graph, "candidate": run.shipped.name,
+            "quantization": run.shipped.quantization,
+            "precision": "int8" if run.config.quantize == "int8" else "fp32",
+            "selection": run.config.graph, "decision_key": run.ranking.key,
+            "candidates": [c.as_dict(c is run.shipped, order.index(c.name) if c.name in order else None)
+                           for c in run.candidates]}
 
 
 def _gate_dict(run: _Run) -> dict[str, Any]:
@@ -350,11 +435,11 @@ def _result(run: _Run) -> ExportResult:
         quantization=run.config.quantize, optimization=run.optimization,
         size_bytes=artifacts.artifact_size(run.onnx_path.parent),
         fp32_accuracy=acc.get("fp32"), int8_accuracy=acc.get("int8"),
-        fused_operators=dict(run.fused_operators), validation=run.report)
+        fused_operators=dict(run.fusion.get("operators", {})), validation=run.report,
+        timings=run.timing_report, exporter=run.exporter)
 
 
 _STEP_FUNCS = {
-    "inspect": _inspect, "load": _load, "export": _export, "validate": _validate,
-    "optimize": _optimize, "quantize": _quantize, "accuracy": _accuracy, "write": _write,
+    "inspect": _inspect, "load": _load, "export": _export, "optimize": _optimize,
+    "quantize": _quantize, "accuracy": _accuracy, "write": _write,
 }
-

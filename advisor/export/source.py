@@ -1,26 +1,36 @@
-"""A model folder on disk: what it claims to be (no torch) and loading it (torch, lazily)."""
+"""A model folder on disk: what it claims to be (no torch) and loading it (torch, lazily).
+
+The folder is a Hugging Face model folder, or a sentence-transformers folder (``modules.json``)
+whose transformer is exported as feature-extraction with the folder's own pooling.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from advisor.errors import BadInputError, ExportError, MissingDependencyError
-from advisor.export.specs import ArchSpec, TaskSpec, arch_spec, infer_task, task_spec
+from advisor.export.sentence import Pooling, is_sentence_transformers, read_sentence_model
+from advisor.export.specs import ARCHITECTURES, ArchSpec, TaskSpec, judge, task_spec
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
+# A tokenizer in any form transformers can turn into a fast one (tokenizer.json).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model",
+                   "vocab.json", "tokenizer.model", "source.spm")
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    path: Path
+    path: Path  # the transformer's folder (config.json, weights, tokenizer)
     arch: ArchSpec
     task: TaskSpec
     config: Mapping[str, Any]
+    pooling: Pooling | None = None  # feature-extraction: how the server pools
+    max_seq_length: int | None = None  # a sentence-transformers folder's own limit
 
     @property
     def labels(self) -> list[str]:
@@ -31,7 +41,14 @@ class ModelSource:
 
     @property
     def max_positions(self) -> int:
-        return int(self.config.get("max_position_embeddings", 512))
+        limits = [int(self.config.get("max_position_embeddings", 512))]
+        if self.max_seq_length:
+            limits.append(self.max_seq_length)
+        return min(limits)
+
+    @property
+    def vocab(self) -> int:
+        return int(self.config.get("vocab_size", 1000))
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -50,21 +67,26 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def inspect_model(path: Path, task: str | None = None) -> ModelSource:
     """Check a folder is an exportable model, without importing torch."""
-    cfg = read_config(path)
-    arch = arch_spec(str(cfg.get("model_type", "<missing>")))
-    spec = task_spec(task) if task else infer_task(_architectures(cfg))
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise BadInputError(f"no weights in {path}",
+    sentence = read_sentence_model(path) if is_sentence_transformers(path) else None
+    folder = sentence.transformer_dir if sentence else path
+    cfg = read_config(folder)
+    if sentence is not None and task not in (None, "feature-extraction"):
+        raise ExportError(f"a sentence-transformers model is exported as feature-extraction, not {task}",
+                          hint="drop --task, or point at a classifier folder")
+    verdict = judge(cfg, "feature-extraction" if sentence else task)
+    if not verdict.ok:
+        raise verdict.error()
+    assert verdict.task is not None
+    spec = task_spec(verdict.task)
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise BadInputError(f"no weights in {folder}",
                             hint=f"expected one of {', '.join(WEIGHT_FILES)}")
-    if not (path / "tokenizer.json").is_file() and not (path / "vocab.txt").is_file():
-        raise BadInputError(f"no tokenizer in {path}",
-                            hint="the folder needs tokenizer.json (or vocab.txt)")
-    return ModelSource(path, arch, spec, cfg)
-
-
-def _architectures(cfg: Mapping[str, Any]) -> Sequence[str]:
-    archs = cfg.get("architectures") or []
-    return [str(a) for a in archs] if isinstance(archs, list) else []
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise BadInputError(f"no tokenizer in {folder}",
+                            hint="the folder needs tokenizer.json (or the files it is built from)")
+    pooling = (sentence.pooling if sentence else Pooling()) if spec.name == "feature-extraction" else None
+    return ModelSource(folder, ARCHITECTURES[verdict.model_type], spec, cfg, pooling,
+                       sentence.max_seq_length if sentence else None)
 
 
 def load_torch_model(source: ModelSource) -> Any:
@@ -76,8 +98,9 @@ def load_torch_model(source: ModelSource) -> Any:
     transformers.utils.logging.disable_progress_bar()  # library code does not draw bars
     auto = getattr(transformers, source.task.auto_class)
     try:
-        model = auto.from_pretrained(source.path, attn_implementation="eager")
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        model = auto.from_pretrained(source.path, attn_implementation="eager",
+                                     **dict(source.arch.overrides))
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"cannot load the model in {source.path}: {first}",
                           hint="check the weights file is complete and matches config.json") from e

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import BadInputError, MissingDependencyError
-from advisor.export.specs import ArchSpec, TaskSpec
+from advisor.errors import BadInputError, ExportError, MissingDependencyError
+from advisor.export.exporter import first_line
+from advisor.export.specs import GraphSpec
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ class AccuracyReport:
                 "agreement_with_torch": dict(self.agreement), "notes": list(self.notes)}
 
 
-def open_session(path: Path, threads: int) -> Any:
-    """An onnxruntime CPU session that does not spin (so torch timings in-process stay fair)."""
+def open_session(path: Path, threads: int, variant: str = "") -> Any:
+    """An onnxruntime CPU session that does not spin (so torch timings in-process stay fair);
+    ExportError when onnxruntime cannot load the graph (an operator it lacks, a bad shape)."""
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -78,10 +80,16 @@ def open_session(path: Path, threads: int) -> Any:
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own unrelated types
+        raise ExportError(f"onnxruntime cannot run the {variant or 'exported'} graph: {first_line(e)}",
+                          hint="the graph uses an operator or shape onnxruntime's CPU provider "
+                               "lacks") from e
 
 
-def random_feeds(arch: ArchSpec, batch: int, sequence: int, vocab: int, seed: int) -> dict[str, Any]:
+def random_feeds(inputs: Sequence[str], batch: int, sequence: int, vocab: int,
+                 seed: int) -> dict[str, Any]:
     """Token ids with per-row padding, so masks that matter are part of the check."""
     import numpy as np
 
@@ -92,12 +100,12 @@ def random_feeds(arch: ArchSpec, batch: int, sequence: int, vocab: int, seed: in
         mask[row, max(1, sequence - row * sequence // (2 * batch)):] = 0
     types = np.zeros((batch, sequence), dtype=np.int64)
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    return {name: feeds[name] for name in arch.inputs}
+    return {name: feeds[name] for name in inputs}
 
 
-def full_feeds(arch: ArchSpec, batch: int, sequence: int, vocab: int) -> dict[str, Any]:
+def full_feeds(inputs: Sequence[str], batch: int, sequence: int, vocab: int) -> dict[str, Any]:
     """Unpadded token ids: a packed batch, what latency is timed on."""
-    feeds = random_feeds(arch, batch, sequence, vocab, seed=batch * 1000 + sequence)
+    feeds = random_feeds(inputs, batch, sequence, vocab, seed=batch * 1000 + sequence)
     if "attention_mask" in feeds:
         feeds["attention_mask"][:] = 1
     return feeds
@@ -129,15 +137,15 @@ def interleaved_ms(sessions: Sequence[Any], feeds: Mapping[str, Any], runs: int,
     return [min(s) for s in samples]
 
 
-def torch_outputs(model: Any, task: TaskSpec, feeds: Mapping[str, Any]) -> Any:
+def torch_outputs(model: Any, output: str, feeds: Mapping[str, Any]) -> Any:
     import torch
 
     with torch.inference_mode():
         out = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}, return_dict=True)
-    return out[task.output].numpy()
+    return out[output].float().numpy()
 
 
-def check_parity(model: Any, session: Any, arch: ArchSpec, task: TaskSpec, variant: str,
+def check_parity(model: Any, session: Any, spec: GraphSpec, variant: str,
                  shapes: Sequence[tuple[int, int]], vocab: int, atol: float,
                  enforced: bool = True) -> ParityReport:
     names = [o.name for o in session.get_outputs()]
@@ -145,15 +153,19 @@ def check_parity(model: Any, session: Any, arch: ArchSpec, task: TaskSpec, varia
     checks = []
     for i, (batch, seq) in enumerate(shapes):
         problems: list[str] = []
-        if names != [task.output]:
-            problems.append(f"outputs {names} != expected {[task.output]}")
-        if inputs != list(arch.inputs):
-            problems.append(f"inputs {inputs} != expected {list(arch.inputs)}")
+        if names != [spec.output]:
+            problems.append(f"outputs {names} != expected {[spec.output]}")
+        if sorted(inputs) != sorted(spec.inputs):
+            problems.append(f"inputs {inputs} != expected {list(spec.inputs)}")
             checks.append(ShapeCheck(batch, seq, float("inf"), tuple(problems)))
             continue
-        feeds = random_feeds(arch, batch, seq, vocab, seed=i)
-        ref = torch_outputs(model, task, feeds)
-        got = session.run(None, feeds)[0]
+        feeds = random_feeds(spec.inputs, batch, seq, vocab, seed=i)
+        ref = torch_outputs(model, spec.output, feeds)
+        try:
+            got = session.run(None, feeds)[0]
+        except Exception as e:  # onnxruntime's own error types
+            checks.append(ShapeCheck(batch, seq, float("inf"), (f"onnxruntime failed: {first_line(e)}",)))
+            continue
         diff = float(abs(got - ref).max()) if got.shape == ref.shape else float("inf")
         if got.shape != ref.shape:
             problems.append(f"shape {list(got.shape)} != torch {list(ref.shape)}")
@@ -186,6 +198,19 @@ def read_labelled_csv(path: Path, labels: Sequence[str], limit: int | None) -> t
     return texts, golds
 
 
+def calibration_texts(path: Path, count: int, limit: int | None) -> tuple[list[str], list[int]]:
+    """Up to ``count`` texts to calibrate static int8 on, and their row numbers: the rows after
+    the first ``limit`` (those the accuracy check scores) when the file has them, else the first."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            texts = [row.get("text") or "" for row in csv.DictReader(f)]
+    except OSError as e:
+        raise BadInputError(f"cannot read {path}: {e}", hint="check the --data path") from e
+    start = limit if limit is not None and len(texts) - limit >= min(count, 32) else 0
+    chosen = texts[start : start + count]
+    return chosen, list(range(start, start + len(chosen)))
+
+
 def _label_index(value: str, index: Mapping[str, int], path: Path) -> int:
     value = value.strip()
     if value.lstrip("-").isdigit():
@@ -203,10 +228,10 @@ def predict_onnx(session: Any, batches: Sequence[Mapping[str, Any]]) -> list[int
     return preds
 
 
-def predict_torch(model: Any, task: TaskSpec, batches: Sequence[Mapping[str, Any]]) -> list[int]:
+def predict_torch(model: Any, output: str, batches: Sequence[Mapping[str, Any]]) -> list[int]:
     preds: list[int] = []
     for feeds in batches:
-        preds.extend(int(p) for p in torch_outputs(model, task, feeds).argmax(-1))
+        preds.extend(int(p) for p in torch_outputs(model, output, feeds).argmax(-1))
     return preds
 
 

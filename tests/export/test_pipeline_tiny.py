@@ -1,7 +1,8 @@
-"""Every declared architecture x task, exported end to end from a tiny random model.
+"""The export contract end to end on tiny random models of the fused families x every task.
 
-Each run goes through the whole pipeline (export, parity at three shapes, fusion, int8,
-artifacts) and the artifacts are checked against the contract the serving image reads.
+Each run goes through the whole pipeline (export, parity at three shapes, fusion, int8, the
+graph race, artifacts) and the artifacts are checked against the contract the serving image
+reads. Every other encoder type is exported in test_architectures.py.
 """
 
 from __future__ import annotations
@@ -16,15 +17,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advisor.export import ExportConfig, ExportResult, export_model
-from advisor.export.specs import ARCHITECTURES, TASKS
+from advisor.export import ExportConfig, ExportResult, export_model, race
+from advisor.export.specs import TASKS
 from tests.export.conftest import TinyFactory
 from tests.export.tiny import LABELS, SENTENCES, write_csv
 
-MATRIX = [(arch, task) for arch in sorted(ARCHITECTURES) for task in sorted(TASKS)]
+MATRIX = [(arch, task) for arch in ("bert", "distilbert", "xlm-roberta") for task in sorted(TASKS)]
+INPUTS = {"bert": ["input_ids", "attention_mask", "token_type_ids"],
+          "distilbert": ["input_ids", "attention_mask"],  # its forward takes no token types
+          "xlm-roberta": ["input_ids", "attention_mask"]}  # its tokenizer emits none
 SERVING_KEYS = {"schema_version", "task", "model_name", "architecture", "max_length", "inputs",
                 "outputs", "onnx_file", "onnx_sha256", "quantization", "optimization",
                 "advisor_version"}
+
+
+def _latency(result: ExportResult, name: str) -> dict[str, float]:
+    latency: dict[str, float] = result.timings["race"]["latency_ms"].get(name, {})
+    return latency
 
 
 def _export(model: Path, out: Path, **kwargs: object) -> ExportResult:
@@ -38,9 +47,9 @@ def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tm
     result = _export(tiny_model(arch, task), out)
 
     serving = json.loads((out / "serving.json").read_text())
-    assert set(serving) == SERVING_KEYS
+    assert set(serving) == SERVING_KEYS | ({"pooling"} if task == "feature-extraction" else set())
     assert serving["task"] == task and serving["architecture"] == arch
-    assert serving["inputs"] == list(ARCHITECTURES[arch].inputs)
+    assert serving["inputs"] == INPUTS[arch]
     assert serving["outputs"] == [TASKS[task].output]
     assert serving["quantization"] == "int8"
     int8 = result.validation["graph"]
@@ -54,8 +63,8 @@ def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tm
     eligible = [c for c in candidates if c["size_bytes"] <= 1.25 * smallest]
     assert [c for c in candidates if c["rejected"]] == [c for c in candidates if c not in eligible]
     if len(eligible) > 1:
-        assert all(set(c["latency_ms"]) == {"b1_s64", "b8_s64"} for c in eligible)
-        times = {c["graph"]: math.prod(c["latency_ms"].values()) for c in eligible}
+        assert all(set(_latency(result, c["name"])) == {"b1_s64", "b8_s64"} for c in eligible)
+        times = {c["graph"]: math.prod(_latency(result, c["name"]).values()) for c in eligible}
         assert int8["shipped"] == min(times, key=times.__getitem__)
     else:
         assert int8["shipped"] == eligible[0]["graph"]
@@ -69,6 +78,8 @@ def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tm
 
     report = json.loads((out / "validation.json").read_text())
     assert report == json.loads(json.dumps(result.validation))
+    assert json.loads((out / "timings.json").read_text()) == json.loads(json.dumps(result.timings))
+    assert "timings_s" not in report and "latency_ms" not in json.dumps(report)
     fp32 = [p for p in report["parity"] if p["enforced"]]
     assert [p["variant"] for p in fp32] == ["fp32", "fp32-fused"]
     for parity in fp32:
@@ -86,7 +97,7 @@ def _check_dynamic_shapes(out: Path, arch: str, task: str) -> None:
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     for batch, seq in [(3, 17), (1, 50)]:
         feeds = {name: np.ones((batch, seq), dtype=np.int64) * (7 if name == "input_ids" else 1)
-                 for name in ARCHITECTURES[arch].inputs}
+                 for name in INPUTS[arch]}
         if "token_type_ids" in feeds:
             feeds["token_type_ids"][:] = 0
         (logits,) = session.run(None, feeds)
@@ -133,8 +144,10 @@ def test_int8_graph_is_chosen_by_the_user(tiny_model: TinyFactory, tmp_path: Pat
     assert ("QAttention" in ops) == (graph == "fused")
     assert ops.get("MatMulInteger", 0) > (4 if graph == "unfused" else 0)
     (candidate,) = result.validation["graph"]["candidates"]
-    assert candidate == {"graph": graph, "chosen": True, "latency_ms": {}, "accuracy": None,
-                         "rejected": None, "size_bytes": result.validation["sizes_bytes"]["onnx_int8"]}
+    assert candidate == {"name": graph, "graph": graph, "quantization": "dynamic", "chosen": True,
+                         "rank": 0, "accuracy": None, "rejected": None,
+                         "size_bytes": result.validation["sizes_bytes"]["onnx_int8"]}
+    assert result.timings["race"]["source"] == "single"
     assert result.optimization == optimization
     assert json.loads((out / "serving.json").read_text())["optimization"] == optimization
     assert [p["variant"] for p in result.validation["parity"]] == ["fp32", "fp32-fused", f"int8-{graph}"]
@@ -144,15 +157,15 @@ def test_auto_times_both_int8_graphs_and_ships_the_faster(tiny_model: TinyFactor
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # The tiny model's unfused int8 is graph overhead, 2x the fused one, and is dropped on size;
     # lift that so the timing race itself runs (the sample-model test runs it for real).
-    from advisor.export import pipeline
-
-    monkeypatch.setattr(pipeline, "SIZE_SLACK", 100.0)
-    monkeypatch.setattr(pipeline, "TIMING_SECONDS", 0.05)
+    monkeypatch.setattr(race, "SIZE_SLACK", 100.0)
+    monkeypatch.setattr(race, "TIMING_SECONDS", 0.05)
     result = _export(tiny_model("bert", "text-classification"), tmp_path / "a")
     int8 = result.validation["graph"]
-    scores = [math.sqrt(math.prod(c["latency_ms"].values())) for c in int8["candidates"]]
-    assert all(set(c["latency_ms"]) == {"b1_s64", "b8_s64"} for c in int8["candidates"])
+    latency = [_latency(result, c["name"]) for c in int8["candidates"]]
+    scores = [math.sqrt(math.prod(t.values())) for t in latency]
+    assert all(set(t) == {"b1_s64", "b8_s64"} for t in latency)
     assert scores == sorted(scores) and all(s > 0 for s in scores)
+    assert [c["rank"] for c in int8["candidates"]] == [0, 1]
     assert [c["chosen"] for c in int8["candidates"]] == [True, False]
     assert ("QAttention" in result.validation["operators"]) == (int8["shipped"] == "fused")
 
@@ -160,9 +173,7 @@ def test_auto_times_both_int8_graphs_and_ships_the_faster(tiny_model: TinyFactor
 @pytest.mark.parametrize("graph", ["auto", "fused", "unfused"])
 def test_fp32_ships_the_graph_asked_for_or_the_faster(tiny_model: TinyFactory, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch, graph: str) -> None:
-    from advisor.export import pipeline
-
-    monkeypatch.setattr(pipeline, "TIMING_SECONDS", 0.05)
+    monkeypatch.setattr(race, "TIMING_SECONDS", 0.05)
     out = tmp_path / "a"
     result = _export(tiny_model("bert", "text-classification"), out, quantize="none", graph=graph)
     shipped = result.validation["graph"]
@@ -171,7 +182,7 @@ def test_fp32_ships_the_graph_asked_for_or_the_faster(tiny_model: TinyFactory, t
     assert sorted(names) == (["fused", "unfused"] if graph == "auto" else [graph])
     if graph == "auto":
         eligible = [c for c in shipped["candidates"] if not c["rejected"]]
-        scores = [math.prod(c["latency_ms"].values()) for c in eligible]
+        scores = [math.prod(_latency(result, c["name"]).values()) for c in eligible]
         assert scores == sorted(scores) and eligible[0]["chosen"]
     ops = result.validation["operators"]
     assert ("Attention" in ops) == (shipped["shipped"] == "fused")
@@ -220,7 +231,7 @@ def test_progress_reports_every_step(tiny_model: TinyFactory, tmp_path: Path) ->
                               artifacts_dir=tmp_path / "a", quantize="none",
                               progress=lambda s, d, t: seen.append((s, d, t))))
     assert [s for s, _, _ in seen][:3] == ["inspect", "load", "export"]
-    assert seen[-1] == ("done", 8, 8)
+    assert seen[-1] == ("done", 7, 7)
 
 
 def test_re_export_replaces_previous_artifacts(tiny_model: TinyFactory, tmp_path: Path) -> None:
@@ -242,8 +253,8 @@ def test_external_data_layout(tiny_model: TinyFactory, tmp_path: Path,
     out = tmp_path / "a"
     result = _export(tiny_model("bert", "text-classification"), out)
     assert sorted(p.name for p in out.iterdir()) == [
-        "labels.json", "model.onnx", "model.onnx.data", "serving.json", "tokenizer.json",
-        "validation.json"]
+        "labels.json", "model.onnx", "model.onnx.data", "serving.json", "timings.json",
+        "tokenizer.json", "validation.json"]
     assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size
     assert result.size_bytes == sum((out / n).stat().st_size for n in ("model.onnx", "model.onnx.data"))
     _check_dynamic_shapes(out, "bert", "text-classification")

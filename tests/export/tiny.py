@@ -1,14 +1,21 @@
-"""Tiny random models (hidden 32, 2 layers) in real Hugging Face folders, built in seconds.
+"""Tiny random models (hidden 32, 2 layers) in real Hugging Face folders, for every exported type.
 
-``make_tiny_model(dest, "bert", "text-classification")`` writes config.json, model.safetensors
-and a WordPiece tokenizer.json that covers the words of ``WORDS``; other engineers may use it to
-get a real exported model cheaply (export it with ``advisor.export.export_model``).
+``make_tiny_model(dest, "xlm-roberta", "text-classification")`` writes config.json (from
+transformers' own config class, shrunk), model.safetensors and a WordPiece tokenizer.json that
+covers the words of ``WORDS``; ``tiny_model_dir(arch, task)`` caches it under
+``$ADVISOR_CACHE/tiny-models/KEY`` (KEY hashes what it is built from). Other engineers may use
+these to get a real exported model cheaply (export it with ``advisor.export.export_model``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -18,28 +25,62 @@ WORDS = ["good", "great", "fine", "nice", "love", "happy", "bad", "awful", "poor
          "really", "story", "actor", "scene"]
 VOCAB = SPECIALS + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
 LABELS = ["NEGATIVE", "POSITIVE"]
+TOKEN_LABELS = ["O", "B-X", "I-X"]
 
-_CONFIGS = {
-    "bert": ("BertConfig", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                            "intermediate_size": 64, "max_position_embeddings": 256}),
-    "distilbert": ("DistilBertConfig", {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64,
-                                        "max_position_embeddings": 256}),
-    "roberta": ("RobertaConfig", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                  "intermediate_size": 64, "max_position_embeddings": 260,
-                                  "pad_token_id": 0, "bos_token_id": 5, "eos_token_id": 6}),
-    "albert": ("AlbertConfig", {"hidden_size": 32, "embedding_size": 16, "num_hidden_layers": 2,
-                                "num_attention_heads": 2, "intermediate_size": 64,
-                                "max_position_embeddings": 256}),
-    "electra": ("ElectraConfig", {"hidden_size": 32, "embedding_size": 16, "num_hidden_layers": 2,
-                                  "num_attention_heads": 2, "intermediate_size": 64,
-                                  "max_position_embeddings": 256}),
+# Shrunk for every config class that has the key (names differ between families).
+SMALL: dict[str, Any] = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+    "dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64, "emb_dim": 32, "embedding_size": 16,
+    "max_position_embeddings": 256, "d_model": 32, "d_inner": 64, "n_head": 2, "d_head": 16,
+    "intra_bottleneck_size": 16, "input_embedding_size": 16, "output_embedding_size": 16,
+    "num_key_value_heads": 2, "global_attn_every_n_layers": 1, "local_attention": 16,
+    "attention_window": 16, "block_size": 4, "num_random_blocks": 2, "num_landmarks": 4,
+    "segment_means_seq_len": 64, "pooler_hidden_size": 32, "embedding_dim": 32,
+    "block_sizes": [1, 1], "num_decoder_layers": 1, "conv_kernel_size": 3,
+    "initializer_range": 0.2,  # std 0.02 makes logits ~1e-3: parity would prove little
 }
-_AUTO = {
+# Per type, what SMALL gets wrong (tiny dims the architecture needs to hold together).
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "mobilebert": {"embedding_size": 32, "true_hidden_size": 16, "intra_bottleneck_size": 16,
+                   "num_feedforward_networks": 1},
+    "squeezebert": {"embedding_size": 32, "q_groups": 2, "k_groups": 2, "v_groups": 2,
+                    "post_attention_groups": 2, "intermediate_groups": 2, "output_groups": 2},
+    "funnel": {"block_sizes": [1, 1], "block_repeats": [1, 1], "n_head": 2, "d_head": 16},
+    "mra": {"max_position_embeddings": 258, "block_per_row": 2, "approx_mode": "full"},
+    "yoso": {"max_position_embeddings": 258},
+    "nystromformer": {"segment_means_seq_len": 64, "num_landmarks": 4},
+    "modernbert": {"global_attn_every_n_layers": 1, "local_attention": 16},
+    "longformer": {"attention_window": [16, 16]},
+}
+AUTO = {
     "text-classification": "AutoModelForSequenceClassification",
     "token-classification": "AutoModelForTokenClassification",
     "feature-extraction": "AutoModel",
 }
-TINY_ARCHS = tuple(sorted(_CONFIGS))
+
+
+def tiny_config(arch: str, task: str) -> Any:
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(arch)
+    present = config.to_dict()
+    for key, value in {**SMALL, **OVERRIDES.get(arch, {})}.items():
+        if key in present:
+            setattr(config, key, value)
+    config.vocab_size = len(VOCAB)
+    if isinstance(getattr(config, "layer_types", None), list):  # one entry per layer
+        config.layer_types = config.layer_types[: config.num_hidden_layers]
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id",
+                "unk_token_id", "mask_token_id"):
+        if isinstance(getattr(config, key, None), int) and getattr(config, key) >= len(VOCAB):
+            setattr(config, key, {"pad_token_id": 0, "bos_token_id": 5, "eos_token_id": 6}.get(key, 1))
+    if getattr(config, "pad_token_id", 0) is None:
+        config.pad_token_id = 0
+    if task != "feature-extraction":
+        names = LABELS if task == "text-classification" else TOKEN_LABELS
+        config.id2label = dict(enumerate(names))
+        config.label2id = {v: k for k, v in config.id2label.items()}
+    return config
 
 
 def write_tokenizer(dest: Path) -> None:
@@ -60,16 +101,45 @@ def make_tiny_model(dest: Path, arch: str = "bert", task: str = "text-classifica
     import torch
     import transformers
 
-    cls_name, kwargs = _CONFIGS[arch]
-    config = getattr(transformers, cls_name)(vocab_size=len(VOCAB), **kwargs)
-    if task != "feature-extraction":
-        config.id2label = dict(enumerate(LABELS if task == "text-classification" else ["O", "B-X", "I-X"]))
-        config.label2id = {v: k for k, v in config.id2label.items()}
+    config = tiny_config(arch, task)
     torch.manual_seed(seed)
-    model = getattr(transformers, _AUTO[task]).from_config(config)
+    model = getattr(transformers, AUTO[task]).from_config(config)
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest)
     write_tokenizer(dest)
+    return dest
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ADVISOR_CACHE") or Path.home() / ".cache" / "advisor") / "tiny-models"
+
+
+def tiny_key(arch: str, task: str, seed: int = 0) -> str:
+    """What the folder is built from: this file, the libraries, the type, task and seed."""
+    import torch
+    import transformers
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(json.dumps([arch, task, seed, torch.__version__, transformers.__version__]).encode())
+    return f"{arch}-{task}-{h.hexdigest()[:12]}"
+
+
+def tiny_model_dir(arch: str, task: str = "text-classification", seed: int = 0) -> Path:
+    """The cached tiny model folder (built once; treat it as read-only)."""
+    dest = cache_root() / tiny_key(arch, task, seed)
+    if (dest / "config.json").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        make_tiny_model(tmp / "m", arch, task, seed)
+        try:
+            (tmp / "m").rename(dest)
+        except OSError:  # another process built it first
+            if not (dest / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
