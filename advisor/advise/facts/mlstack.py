@@ -41,10 +41,6 @@ ONNX_SERVING_STACK_BYTES = 146_599_589
 SLIM_BASE_BYTES = 125_000_000
 
 GPU_DIST_PATTERNS = (r"nvidia-.*", r"triton", r"pytorch-triton.*", r"cuda-.*", r"cupy-cuda.*", r"nccl.*")
-EXPORTABLE_MODEL_TYPES = frozenset({
-    "bert", "distilbert", "roberta", "xlm-roberta", "albert", "electra", "deberta", "deberta-v2",
-    "camembert", "mpnet", "minilm", "xlnet", "bart", "mobilebert", "squeezebert", "ernie", "longformer",
-})
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx", "tf_model.h5")
 TRAINING_DISTS = frozenset({"accelerate", "deepspeed", "peft", "trl", "lightning", "pytorch-lightning", "datasets"})
 
@@ -115,14 +111,16 @@ class ModelConfig:
     path: str  # the config.json
     model_type: str
     architectures: tuple[str, ...]
+    custom_code: bool = False  # config.json names code shipped with the model (auto_map)
 
     @property
     def folder(self) -> str:
         return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
 
-    @property
-    def exportable(self) -> bool:
-        return self.model_type in EXPORTABLE_MODEL_TYPES
+    def config(self) -> dict[str, object]:
+        """The config.json keys that decide whether the model exports (``export.specs.judge``)."""
+        return {"model_type": self.model_type, "architectures": list(self.architectures),
+                "auto_map": self.custom_code}
 
 
 def find_model_configs(tree: FileTree) -> list[ModelConfig]:
@@ -143,5 +141,6 @@ def find_model_configs(tree: FileTree) -> list[ModelConfig]:
             continue
         if isinstance(data, dict) and isinstance(data.get("model_type"), str):
             archs = data.get("architectures") or []
-            out.append(ModelConfig(info.path, data["model_type"], tuple(str(a) for a in archs)))
+            out.append(ModelConfig(info.path, data["model_type"], tuple(str(a) for a in archs),
+                                   bool(data.get("auto_map"))))
     return sorted(out, key=lambda m: m.path)

@@ -9,11 +9,13 @@ from advisor.advise.facts.mlstack import (
     ONNX_SERVING_STACK_BYTES,
     SLIM_BASE_BYTES,
     TRAINING_DISTS,
+    ModelConfig,
     cpu_torch_size,
     gpu_removable,
     is_gpu_dist,
 )
 from advisor.advise.rules.base import Finding, Rule, Severity, human
+from advisor.export.specs import Verdict, judge
 
 GIB = 1024**3
 ML_HEAVY = ("torch", "transformers", "tensorflow", "jax", "jaxlib", "accelerate", "sentence-transformers")
@@ -64,9 +66,11 @@ class OnnxExport(Rule):
     def evaluate(self, ctx: Context) -> list[Finding]:
         if "torch" not in ctx.dists or "transformers" not in ctx.dists:
             return []
-        models = [m for m in ctx.model_configs if m.exportable]
+        verdicts = [(m, judge(m.config())) for m in ctx.model_configs]
+        models = [m for m, v in verdicts if v.ok]
+        refused = [(m, v) for m, v in verdicts if not v.ok]
         training = sorted(TRAINING_DISTS & set(ctx.dists))
-        if not models or training:
+        if training or not models:
             return []
         heavy = {k for k in ML_HEAVY if k in ctx.dists}
         # What requires torch/transformers (the serving app itself) moves to onnxruntime with
@@ -87,19 +91,49 @@ class OnnxExport(Rule):
             return []  # something the image keeps needs torch and transformers
         net = max(0, gross - added)
         expected = ONNX_SERVING_STACK_BYTES + model_bytes + SLIM_BASE_BYTES
-        names = ", ".join(m.folder or "/" for m in models)
+        names = ", ".join(f"{m.folder or '/'} ({m.model_type})" for m in models)
+        skipped = "".join(f"; {m.folder or '/'} ({m.model_type}) stays: {v.reason}" for m, v in refused)
         msg = (
             f"torch and transformers ({human(gross)} with {len(removed)} packages only they need) "
             f"serve {len(models)} exportable model(s) ({names}). Exported to ONNX and served "
             f"with onnxruntime + numpy + tokenizers (~{human(ONNX_SERVING_STACK_BYTES)}), the image "
-            f"would be about {human(expected)}: run `advisor export` on this image"
+            f"would be about {human(expected)}: run `advisor export` on this image{skipped}"
         )
         return [self.finding(
             net, [m.path for m in models] + [ctx.dists[k].metadata_path for k in sorted(removed)][:20],
             msg, frees, added_bytes=added,
             data={"removed_distributions": sorted(removed), "expected_image_bytes": expected, "rewrites": users,
-                  "model_bytes": model_bytes, "models": [m.folder for m in models]},
+                  "model_bytes": model_bytes, "models": [m.folder for m in models],
+                  "not_exportable": _refused_data(refused)},
         )]
+
+
+
+class ModelNotExportable(Rule):
+    id = "ml-model-not-exportable"
+    severity = Severity.INFO
+    title = "torch + transformers serve a model `advisor export` cannot export"
+    category = "ml"
+    recommendation = ""  # nothing to apply: it says why ml-onnx-export is not offered
+
+    def evaluate(self, ctx: Context) -> list[Finding]:
+        if "torch" not in ctx.dists or "transformers" not in ctx.dists:
+            return []
+        refused = [(m, v) for m in ctx.model_configs if not (v := judge(m.config())).ok]
+        if not refused or any(judge(m.config()).ok for m in ctx.model_configs):
+            return []  # with one exportable model, ml-onnx-export names the others
+        heavy = {k for k in ML_HEAVY if k in ctx.dists}
+        kept = sum(ctx.dists[k].size_bytes for k in heavy)
+        why = "; ".join(f"{m.folder or '/'} ({m.model_type}): {v.reason}" for m, v in refused)
+        msg = (f"torch and transformers ({human(kept)}) serve {len(refused)} model(s) that "
+               f"`advisor export` cannot export, so they stay: {why}")
+        return [self.finding(kept, [m.path for m, _ in refused], msg,
+                             data={"not_exportable": _refused_data(refused),
+                                   "kept_distributions": sorted(heavy)})]
+
+
+def _refused_data(refused: list[tuple[ModelConfig, Verdict]]) -> list[dict[str, str]]:
+    return [{"folder": m.folder, "model_type": m.model_type, "reason": v.reason} for m, v in refused]
 
 
 def _resolved_size(ctx: Context, path: str) -> int:

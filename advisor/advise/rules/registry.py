@@ -16,7 +16,7 @@ from advisor.advise.rules.leftovers import (
     StaticLibs,
     Unstripped,
 )
-from advisor.advise.rules.ml import CudaTorch, DevTools, OnnxExport, UnusedPackages
+from advisor.advise.rules.ml import CudaTorch, DevTools, ModelNotExportable, OnnxExport, UnusedPackages
 from advisor.advise.rules.models import DuplicateCopies, DuplicateFormats, HfCacheCopy, StaleHfCache
 from advisor.advise.rules.secrets import SecretsInLayers
 from advisor.advise.rules.system import (
@@ -30,7 +30,7 @@ from advisor.advise.rules.system import (
 
 ALL_RULES: tuple[Rule, ...] = (
     SecretsInLayers(),
-    OnnxExport(), CudaTorch(), DevTools(), UnusedPackages(),
+    OnnxExport(), ModelNotExportable(), CudaTorch(), DevTools(), UnusedPackages(),
     PipCache(), CondaPkgsCache(), AptLists(), AptArchives(), PipNoCacheDir(), AptNoCleanup(),
     DuplicateFormats(), DuplicateCopies(), StaleHfCache(), HfCacheCopy(),
     FullBase(), NoMultiStage(),

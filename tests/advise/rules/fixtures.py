@@ -113,7 +113,7 @@ def cuda_torch() -> Img:
     return Img([python_base(), pkgs])
 
 
-def onnx_candidate() -> Img:
+def onnx_candidate(config: dict[str, object] | None = None) -> Img:
     pkgs = {**torch_files("2.13.0+cpu", cuda=False, size=700 * MB),
             **dist("filelock", "3.16.1", {"filelock/__init__.py": 2000}),
             **dist("sympy", "1.13.3", {"sympy/__init__.py": 30 * MB}),
@@ -123,9 +123,15 @@ def onnx_candidate() -> Img:
             **dist("numpy", "2.4.6", {"numpy/__init__.py": 60 * MB}),
             **dist("tokenizers", "0.23.3", {"tokenizers/__init__.py": 8 * MB}),
             **dist("safetensors", "0.6.2", {"safetensors/__init__.py": 1 * MB})}
-    model: Files = {"app/model/config.json": json.dumps({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}),
+    config = config or {"model_type": "bert", "architectures": ["BertForSequenceClassification"]}
+    model: Files = {"app/model/config.json": json.dumps(config),
              "app/model/model.safetensors": 90 * MB, "app/model/tokenizer.json": 700_000, "app/serve.py": "from transformers import pipeline\n"}
     return Img([python_base(), pkgs, model])
+
+
+def not_exportable() -> Img:
+    """A layout model: transformers' own classes serve it, advisor's export refuses it."""
+    return onnx_candidate({"model_type": "layoutlm", "architectures": ["LayoutLMForSequenceClassification"]})
 
 
 def dev_tools() -> Img:
@@ -224,6 +230,7 @@ Builder = Callable[[], Img]
 # rule id -> the fixture that must trigger it. A rule missing here fails test_every_rule_has_a_trigger.
 TRIGGERS: dict[str, Builder] = {
     "ml-onnx-export": onnx_candidate,
+    "ml-model-not-exportable": not_exportable,
     "ml-cuda-torch": cuda_torch,
     "py-dev-tools": dev_tools,
     "py-pip-cache": pip_cache,

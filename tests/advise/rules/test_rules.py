@@ -75,6 +75,33 @@ def test_onnx_export_needs_an_exportable_model_and_no_training() -> None:
     assert _findings("ml-onnx-export", img) == []
 
 
+@pytest.mark.parametrize("model_type", ["xlm-roberta", "deberta-v2", "modernbert", "mpnet"])
+def test_onnx_export_offers_what_export_accepts(model_type: str) -> None:
+    # advise and export share one verdict (advisor.export.specs.judge): no finding that
+    # tells the user to run a command that then refuses the model.
+    img = fx.onnx_candidate({"model_type": model_type,
+                             "architectures": ["XForSequenceClassification"]})
+    (f,) = _findings("ml-onnx-export", img)
+    assert f"({model_type})" in f.message and "advisor export" in f.message
+    assert _findings("ml-model-not-exportable", img) == []
+
+
+@pytest.mark.parametrize(("config", "why"), [
+    ({"model_type": "layoutlm", "architectures": ["LayoutLMForSequenceClassification"]}, "bounding box"),
+    ({"model_type": "gpt2", "architectures": ["GPT2ForSequenceClassification"]}, "not one of the encoders"),
+    ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "head (BertForMaskedLM)"),
+    ({"model_type": "bert", "architectures": ["BertForSequenceClassification"], "auto_map": {"x": "y"}},
+     "custom code"),
+])
+def test_a_model_export_refuses_gets_a_finding_that_says_why(config: dict[str, object], why: str) -> None:
+    img = fx.onnx_candidate(config)
+    assert _findings("ml-onnx-export", img) == []
+    (f,) = _findings("ml-model-not-exportable", img)
+    assert why in f.message and f.severity is Severity.INFO
+    assert f.data["not_exportable"][0]["folder"] == "app/model"
+    assert {"torch", "transformers"} <= set(f.data["kept_distributions"])
+
+
 def test_dev_tools_split_shared_dependencies_once() -> None:
     found = {f.data["distribution"]: f for f in _findings("py-dev-tools", fx.dev_tools())}
     assert set(found) == {"black", "pytest"}
@@ -200,12 +227,13 @@ def test_onnx_export_sees_a_model_in_the_hub_cache() -> None:
     repo = "root/.cache/huggingface/hub/models--org--bert"
     snap = f"{repo}/snapshots/r1"
     img.layers[2].update({
-        f"{repo}/blobs/cfg": '{"model_type": "distilbert"}', f"{repo}/blobs/w": 60 * fx.MB,
+        f"{repo}/blobs/cfg": '{"model_type": "distilbert", "architectures": ["DistilBertModel"]}',
+        f"{repo}/blobs/w": 60 * fx.MB,
         f"{snap}/config.json": fx.symlink(f"{snap}/config.json", "../../blobs/cfg"),
         f"{snap}/model.safetensors": fx.symlink(f"{snap}/model.safetensors", "../../blobs/w"),
     })
     (f,) = _findings("ml-onnx-export", img)
-    assert f.data["models"] == [snap] and f.data["model_bytes"] == 60 * fx.MB + 28
+    assert f.data["models"] == [snap] and f.data["model_bytes"] == 60 * fx.MB + 65
 
 
 def test_gcc_added_on_a_slim_base_is_not_a_full_base() -> None:
