@@ -9,8 +9,9 @@ turns the graph's output into one result per text:
 - text-classification: ``Prediction`` (softmax over the labels of each text);
 - token-classification: ``TokenPrediction``, a label per real token and the entities they
   form (Hugging Face's ``aggregation_strategy="simple"``);
-- feature-extraction: ``Embedding``, attention-mask mean pooling of ``last_hidden_state``,
-  L2-normalised (the sentence-transformers convention).
+- feature-extraction: ``Embedding``, ``last_hidden_state`` pooled as serving.json's
+  ``pooling`` says (a sentence-transformers folder's modes and normalisation; by default
+  attention-mask mean pooling, L2-normalised).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ModelInfo:
     onnx_sha256: str
     quantization: str
     advisor_version: str
+    pooling: Mapping[str, Any] | None = None  # feature-extraction: serving.json "pooling"
 
 
 class Result(Protocol):
@@ -149,6 +151,7 @@ def read_info(model_dir: str) -> ModelInfo:
         onnx_sha256=str(serving.get("onnx_sha256", "")),
         quantization=str(serving.get("quantization", "none")),
         advisor_version=str(serving.get("advisor_version", "")),
+        pooling=serving["pooling"] if isinstance(serving.get("pooling"), dict) else None,
     )
 
 
@@ -229,29 +232,64 @@ class TokenLabels:
         )
 
 
-class MeanPooling:
-    """feature-extraction: ``output`` is last_hidden_state (batch, sequence, hidden)."""
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+
+
+class SentencePooling:
+    """feature-extraction: ``output`` is last_hidden_state (batch, sequence, hidden), pooled as
+    serving.json's ``pooling`` says (a sentence-transformers folder's own modes, concatenated in
+    order, and its Normalize), the way ``SentenceTransformer.encode`` does; without one,
+    attention-mask mean pooling, L2-normalised."""
 
     rank = 3
 
-    def __init__(self, labels: Sequence[str], width: int | None) -> None:
-        dim = {"dim": width} if width is not None else {}
-        self.metadata: Mapping[str, Any] = {"pooling": "mean", "normalized": True} | dim
+    def __init__(self, labels: Sequence[str], width: int | None,
+                 pooling: Mapping[str, Any] | None = None) -> None:
+        pooling = pooling or {}
+        self.modes = tuple(str(m) for m in pooling.get("modes", ("mean",)))
+        self.normalize = bool(pooling.get("normalize", True))
+        unknown = [m for m in self.modes if m not in POOLING_MODES]
+        if not self.modes or unknown:
+            raise ModelError(f"serving.json: pooling modes {list(self.modes)} "
+                             f"(supported: {POOLING_MODES})")
+        dim = {"dim": width * len(self.modes)} if width is not None else {}
+        self.metadata: Mapping[str, Any] = {
+            "pooling": "+".join(self.modes), "normalized": self.normalize} | dim
 
     def decode(
         self, texts: Sequence[str], encodings: Sequence[Any], output: np.ndarray
     ) -> list[Result]:
-        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.float32)[..., None]
-        # Padding positions carry hidden states too: only the mask keeps them out of the mean.
-        mean = (output * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        unit = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
-        return [Embedding(tuple(row.tolist())) for row in unit.astype(np.float32)]
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.float32)
+        vectors = np.concatenate([_pool(mode, output, mask) for mode in self.modes], axis=-1)
+        if self.normalize:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return [Embedding(tuple(row.tolist())) for row in vectors.astype(np.float32)]
+
+
+def _pool(mode: str, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One sentence-transformers pooling mode over (batch, sequence, hidden); padding
+    positions carry hidden states too, so only the mask keeps them out."""
+    weights = mask[..., None]
+    rows = np.arange(hidden.shape[0])
+    if mode == "cls":  # the first attended token (left padding puts it later)
+        return hidden[rows, mask.argmax(axis=1)]
+    if mode == "max":
+        return np.where(weights > 0, hidden, -np.inf).max(axis=1)
+    if mode == "lasttoken":  # the last attended token
+        return hidden[rows, hidden.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)]
+    if mode == "weightedmean":  # position weights 1, 2, ... from the first real token
+        offsets = mask.argmax(axis=1)[:, None]
+        weights = weights * (np.arange(1, hidden.shape[1] + 1)[None, :] - offsets)[..., None]
+    total = (hidden * weights).sum(axis=1)
+    count = np.maximum(weights.sum(axis=1), 1e-9)
+    result: np.ndarray = total / (np.sqrt(count) if mode == "mean_sqrt_len_tokens" else count)
+    return result
 
 
 HEADS: Mapping[str, type[TaskHead]] = {
     "text-classification": SequenceLabels,
     "token-classification": TokenLabels,
-    "feature-extraction": MeanPooling,
+    "feature-extraction": SentencePooling,
 }
 
 
@@ -362,6 +400,8 @@ def _make_head(info: ModelInfo, session: Any) -> TaskHead:
             f"a {info.task} model's has {head.rank}"
         )
     width = shape[-1] if shape and isinstance(shape[-1], int) else None
+    if head is SentencePooling:
+        return SentencePooling(info.labels, width, info.pooling)
     return head(info.labels, width)
 
 
