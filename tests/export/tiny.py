@@ -102,6 +102,7 @@ def make_tiny_model(dest: Path, arch: str = "bert", task: str = "text-classifica
     import transformers
 
     config = tiny_config(arch, task)
+    config.architectures = config.architectures or []  # funnel's AutoModel iterates it
     torch.manual_seed(seed)
     model = getattr(transformers, AUTO[task]).from_config(config)
     dest.mkdir(parents=True, exist_ok=True)
