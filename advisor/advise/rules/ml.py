@@ -91,8 +91,8 @@ class OnnxExport(Rule):
             return []  # something the image keeps needs torch and transformers
         net = max(0, gross - added)
         expected = ONNX_SERVING_STACK_BYTES + model_bytes + SLIM_BASE_BYTES
-        names = ", ".join(f"{m.folder or '/'} ({m.model_type})" for m in models)
-        skipped = "".join(f"; {m.folder or '/'} ({m.model_type}) stays: {v.reason}" for m, v in refused)
+        names = ", ".join(f"{m.folder or '/'} [{m.model_type}]" for m in models)
+        skipped = "".join(f"; {m.folder or '/'} [{m.model_type}] stays: {v.reason}" for m, v in refused)
         msg = (
             f"torch and transformers ({human(gross)} with {len(removed)} packages only they need) "
             f"serve {len(models)} exportable model(s) ({names}). Exported to ONNX and served "

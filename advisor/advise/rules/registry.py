@@ -16,7 +16,13 @@ from advisor.advise.rules.leftovers import (
     StaticLibs,
     Unstripped,
 )
-from advisor.advise.rules.ml import CudaTorch, DevTools, ModelNotExportable, OnnxExport, UnusedPackages
+from advisor.advise.rules.ml import (
+    CudaTorch,
+    DevTools,
+    ModelNotExportable,
+    OnnxExport,
+    UnusedPackages,
+)
 from advisor.advise.rules.models import DuplicateCopies, DuplicateFormats, HfCacheCopy, StaleHfCache
 from advisor.advise.rules.secrets import SecretsInLayers
 from advisor.advise.rules.system import (

@@ -82,7 +82,7 @@ def test_onnx_export_offers_what_export_accepts(model_type: str) -> None:
     img = fx.onnx_candidate({"model_type": model_type,
                              "architectures": ["XForSequenceClassification"]})
     (f,) = _findings("ml-onnx-export", img)
-    assert f"({model_type})" in f.message and "advisor export" in f.message
+    assert f"[{model_type}]" in f.message and "advisor export" in f.message
     assert _findings("ml-model-not-exportable", img) == []
 
 
@@ -226,14 +226,14 @@ def test_onnx_export_sees_a_model_in_the_hub_cache() -> None:
     del img.layers[2]["app/model/config.json"]
     repo = "root/.cache/huggingface/hub/models--org--bert"
     snap = f"{repo}/snapshots/r1"
+    cfg = '{"model_type": "distilbert", "architectures": ["DistilBertModel"]}'
     img.layers[2].update({
-        f"{repo}/blobs/cfg": '{"model_type": "distilbert", "architectures": ["DistilBertModel"]}',
-        f"{repo}/blobs/w": 60 * fx.MB,
+        f"{repo}/blobs/cfg": cfg, f"{repo}/blobs/w": 60 * fx.MB,
         f"{snap}/config.json": fx.symlink(f"{snap}/config.json", "../../blobs/cfg"),
         f"{snap}/model.safetensors": fx.symlink(f"{snap}/model.safetensors", "../../blobs/w"),
     })
     (f,) = _findings("ml-onnx-export", img)
-    assert f.data["models"] == [snap] and f.data["model_bytes"] == 60 * fx.MB + 65
+    assert f.data["models"] == [snap] and f.data["model_bytes"] == 60 * fx.MB + len(cfg)
 
 
 def test_gcc_added_on_a_slim_base_is_not_a_full_base() -> None:
