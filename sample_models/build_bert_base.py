@@ -1,4 +1,5 @@
-"""Build a bert-base-uncased-shaped classifier for size and latency measurements only.
+"""Build a bert-base-uncased-shaped (or xlm-roberta-base-, deberta-v3-base-shaped) classifier
+for size and latency measurements only.
 
 ``BertConfig()`` defaults (12 layers, hidden 768, 30,522 WordPiece vocab), random weights from a
 fixed seed, a 2-label head, and the uncased WordPiece tokenizer of all-MiniLM-L6-v2 (the same
@@ -6,7 +7,13 @@ fixed seed, a 2-label head, and the uncased WordPiece tokenizer of all-MiniLM-L6
 noise: never quote its accuracy. Cached under
 ``${ADVISOR_CACHE:-~/.cache/advisor}/models/bert-base-random-<key>``.
 
-    python sample_models/build_bert_base.py
+    python sample_models/build_bert_base.py [--shape bert-base|xlm-roberta-base|deberta-v3-base]
+
+``--shape xlm-roberta-base``: ``XLMRobertaConfig`` with xlm-roberta-base's dimensions (250,002
+tokens, 514 positions, one token type); ``deberta-v3-base``: ``DebertaV2Config`` with
+deberta-v3-base's (128,100 tokens, relative attention with 256 position buckets, no absolute
+positions). Both keep the MiniLM tokenizer (its ids are valid in either vocabulary), so the
+shapes, not the tokenizers, are what is measured.
 
 The last stdout line is JSON: ``{"model_dir", "built", "size_bytes"}``.
 """
@@ -36,28 +43,48 @@ only. The tokenizer is all-MiniLM-L6-v2's, which has the same vocabulary as bert
 """
 
 
-def build(dest: Path, key: str) -> None:
+SHAPES = {
+    "bert-base": ("BertConfig", {}),
+    "xlm-roberta-base": ("XLMRobertaConfig", {
+        "vocab_size": 250002, "max_position_embeddings": 514, "type_vocab_size": 1,
+        "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "layer_norm_eps": 1e-5}),
+    "deberta-v3-base": ("DebertaV2Config", {
+        "vocab_size": 128100, "max_position_embeddings": 512, "relative_attention": True,
+        "position_buckets": 256, "norm_rel_ebd": "layer_norm", "share_att_key": True,
+        "pos_att_type": ["p2c", "c2p"], "position_biased_input": False, "type_vocab_size": 0,
+        "max_relative_positions": -1, "layer_norm_eps": 1e-7, "pad_token_id": 0}),
+}
+
+
+def build(dest: Path, key: str, shape: str = "bert-base") -> None:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    import transformers
 
     torch.manual_seed(SEED)
-    config = BertConfig(num_labels=2, id2label=dict(enumerate(LABELS)),
-                        label2id={label: i for i, label in enumerate(LABELS)})
-    model = BertForSequenceClassification(config).eval()
+    cls_name, dims = SHAPES[shape]
+    config = getattr(transformers, cls_name)(
+        num_labels=2, id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)}, **dims)
+    model = transformers.AutoModelForSequenceClassification.from_config(config).eval()
     model.save_pretrained(dest)
     src = _common.minilm_dir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+    # bert-base shares MiniLM's tokenizer class; the other shapes keep their own (which
+    # decides the graph's inputs), only tokenizer.json is MiniLM's
+    names = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+    for name in names if shape == "bert-base" else ("tokenizer.json",):
         shutil.copyfile(src / name, dest / name)
-    (dest / "README.md").write_text(CARD.format(seed=SEED, key=key), encoding="utf-8")
+    (dest / "README.md").write_text(CARD.format(seed=SEED, key=key).replace(
+        "bert-base-random", f"{shape}-random"), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.parse_args(argv)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="bert-base")
+    args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    key = _common.recipe_key(Path(__file__).resolve(), {"seed": SEED})
-    dest = _common.cache_root() / "models" / f"bert-base-random-{key}"
-    built = _common.build_cached(dest, lambda tmp: build(tmp, key))
+    key = _common.recipe_key(Path(__file__).resolve(), {"seed": SEED, "shape": args.shape})
+    dest = _common.cache_root() / "models" / f"{args.shape}-random-{key}"
+    built = _common.build_cached(dest, lambda tmp: build(tmp, key, args.shape))
     size = (dest / "model.safetensors").stat().st_size
     _common.emit({"model_dir": str(dest), "built": built, "size_bytes": size})
 

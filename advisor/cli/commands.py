@@ -112,6 +112,7 @@ class Quantize(enum.StrEnum):
 class Graph(enum.StrEnum):
     auto = "auto"
     fused = "fused"
+    partial = "partial"
     unfused = "unfused"
 
 
@@ -171,8 +172,9 @@ def export_cmd(
                                              "(default: docker.io/library/python:3.11-slim).")] = None,
     quantize: Annotated[Quantize, typer.Option("--quantize", help="int8 dynamic quantisation, or none.")] = Quantize.int8,
     optimize: Annotated[bool, typer.Option("--optimize/--no-optimize", help="onnxruntime transformer fusions.")] = True,
-    graph: Annotated[Graph, typer.Option("--graph", help="Ship the fused graph, the unfused one, "
-                                         "or time both and keep the faster (auto).")] = Graph.auto,
+    graph: Annotated[Graph, typer.Option("--graph", help="Ship the fused graph, the partially "
+                                         "fused one (attention as MatMuls), the unfused one, or "
+                                         "time them and keep the fastest (auto).")] = Graph.auto,
     remeasure: Annotated[bool, typer.Option("--remeasure", help="Time the graph race again even "
                                             "when this model's ranking on this CPU is recorded.")] = False,
     data: Annotated[Path | None, typer.Option("--data", help="Labelled CSV (text,label) for the accuracy check.")] = None,

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 Quantize = Literal["int8", "none"]
-# Which graph ships (quantised or not): the fused one, the unfused one, or "auto": both are
-# timed and the faster kept. Fused attention wins at batch 1 on some models, the unfused graph
-# at batch 8 on others (benchmarks/export/report.md).
-Graph = Literal["auto", "fused", "unfused"]
+# Which graph ships (quantised or not): the fused one, the partially fused one (attention left
+# as MatMuls, LayerNorm / Gelu / embeddings fused), the unfused one, or "auto": all are timed
+# and the fastest kept. Fused attention wins at batch 1 on some models, MatMul attention at
+# batch 8 on others (benchmarks/export/report.md).
+Graph = Literal["auto", "fused", "partial", "unfused"]
+Optimization = Literal["fused", "partial", "none"]
 
 # progress(step, done, total): the CLI draws it; ``done == total`` closes the step.
 ProgressFn = Callable[[str, int, int], None]
@@ -58,7 +60,7 @@ class ExportResult:
     task: str
     architecture: str
     quantization: Quantize
-    optimization: Literal["fused", "none"]
+    optimization: Optimization
     size_bytes: int  # model.onnx plus its external data file, if any
     fp32_accuracy: float | None
     int8_accuracy: float | None

@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from advisor.errors import ExportError, MissingDependencyError, UsageError
 from advisor.export import artifacts, optimize, race, validation
-from advisor.export.config import ExportConfig, ExportResult
+from advisor.export.config import ExportConfig, ExportResult, Optimization
 from advisor.export.exporter import export_onnx, graph_inputs
 from advisor.export.race import Candidate, Ranking
 from advisor.export.signature import derive_graph
@@ -48,6 +48,7 @@ class _Run:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     raw: Path | None = None
     fused: Path | None = None
+    partial: Path | None = None
     fusion: dict[str, Any] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
     ranking: Ranking | None = None
@@ -82,19 +83,21 @@ class _Run:
         return self.shipped.path
 
     @property
-    def optimization(self) -> Literal["fused", "none"]:
-        """Whether the shipped graph holds the transformer fusions."""
-        return "fused" if self.shipped is not None and self.shipped.graph == "fused" else "none"
+    def optimization(self) -> Optimization:
+        """Which transformer fusions the shipped graph holds."""
+        graph = self.shipped.graph if self.shipped is not None else "unfused"
+        return "fused" if graph == "fused" else "partial" if graph == "partial" else "none"
 
 
 def export_model(config: ExportConfig) -> ExportResult:
     """Export, validate, optimise and quantise ``config.model_dir`` into ``config.artifacts_dir``."""
     if config.quantize not in ("int8", "none"):
         raise ExportError(f"unknown quantisation '{config.quantize}'", hint="use int8 or none")
-    if config.graph not in ("auto", "fused", "unfused"):
-        raise UsageError(f"unknown graph '{config.graph}'", hint="use auto, fused or unfused")
-    if config.graph == "fused" and not config.optimize:
-        raise UsageError("--graph fused needs the fused graph, and --no-optimize skips it",
+    if config.graph not in ("auto", "fused", "partial", "unfused"):
+        raise UsageError(f"unknown graph '{config.graph}'",
+                         hint="use auto, fused, partial or unfused")
+    if config.graph in ("fused", "partial") and not config.optimize:
+        raise UsageError(f"--graph {config.graph} needs fusion, and --no-optimize skips it",
                          hint="drop --no-optimize, or use --graph auto or unfused")
     with tempfile.TemporaryDirectory(prefix="advisor-export-") as work:
         run = _Run(config, Path(work))
@@ -158,9 +161,11 @@ def _optimize(run: _Run) -> None:
                       f"fusion for {run.src.arch.model_type}"}
     else:
         _fuse(run, ort_type)
-    if run.config.graph == "fused" and run.fused is None:
-        raise ExportError(f"no fused graph for this {run.src.arch.model_type} model: "
-                          f"{run.fusion['reason']}", hint="use --graph auto or unfused")
+    wanted = run.config.graph
+    if (wanted == "fused" and run.fused is None) or (wanted == "partial" and run.partial is None):
+        why = run.fusion.get("reason") or "no attention was fused, so no partial graph differs"
+        raise ExportError(f"no {wanted} graph for this {run.src.arch.model_type} model: {why}",
+                          hint="use --graph auto or unfused")
     if run.config.quantize == "none":
         _race(run, [Candidate(g, g, "none", p, _onnx_size(p)) for g, p in _graphs(run).items()])
 
@@ -177,7 +182,7 @@ def _fuse(run: _Run, ort_type: str) -> None:
                               f"{run.src.arch.model_type} graph", hint="")
         report = _parity(run, run.graph, "fp32-fused", fused, enforced=True)
     except ExportError as e:
-        if run.config.graph == "fused":
+        if run.config.graph in ("fused", "partial"):
             raise
         run.fusion = {"applied": False, "reason": str(e)}
         return
@@ -185,6 +190,27 @@ def _fuse(run: _Run, ort_type: str) -> None:
     run.fused = fused
     run.fusion = {"applied": True, "model_type": ort_type, "operators": operators}
     run.sizes["onnx_fused"] = _onnx_size(fused)
+    if "Attention" in operators and run.config.graph in ("auto", "partial"):
+        _fuse_partial(run, ort_type)
+
+
+def _fuse_partial(run: _Run, ort_type: str) -> None:
+    """The fused graph without the Attention fusion: on some CPUs fused attention is slower at
+    batch 8 than MatMul attention, while the LayerNorm / Gelu fusions still pay."""
+    assert run.raw is not None
+    partial = run.work / "partial" / "model.onnx"
+    partial.parent.mkdir()
+    try:
+        operators = optimize.fuse(run.raw, partial, run.src.config, ort_type, attention=False)
+        report = _parity(run, run.graph, "fp32-partial", partial, enforced=True)
+    except ExportError as e:
+        if run.config.graph == "partial":
+            raise
+        run.fusion["partial"] = {"applied": False, "reason": str(e)}
+        return
+    run.parity.append(report)
+    run.partial = partial
+    run.fusion["partial"] = {"applied": True, "operators": operators}
 
 
 def _quantize(run: _Run) -> None:
@@ -235,6 +261,8 @@ def _graphs(run: _Run) -> dict[str, Path]:
     sources = {}
     if wanted in ("auto", "fused") and run.fused is not None:
         sources["fused"] = run.fused
+    if wanted in ("auto", "partial") and run.partial is not None:
+        sources["partial"] = run.partial
     if wanted in ("auto", "unfused"):
         sources["unfused"] = run.raw
     return sources

@@ -123,6 +123,14 @@ REFUSED: Mapping[str, str] = {
              "with dynamic sequence length",
 }
 DECODER_HINT = "a decoder-only (causal) language model; advisor exports encoders"
+# Decoders people put a classification head on (transformers has *ForSequenceClassification
+# for them): refused as decoders, whatever the head.
+DECODERS = frozenset({
+    "gpt2", "gpt_neo", "gpt_neox", "gptj", "gpt_bigcode", "llama", "mistral", "mixtral", "qwen2",
+    "qwen2_moe", "qwen3", "qwen3_moe", "phi", "phi3", "gemma", "gemma2", "gemma3", "falcon",
+    "bloom", "opt", "mpt", "starcoder2", "olmo", "olmo2", "stablelm", "persimmon", "ctrl",
+    "openai-gpt", "biogpt", "transfo-xl", "xglm", "codegen", "deepseek_v3", "granite", "smollm3",
+})
 
 TASKS: Mapping[str, TaskSpec] = {
     spec.name: spec
@@ -185,7 +193,8 @@ def _type_reason(model_type: str, config: Mapping[str, Any]) -> str:
         return REFUSED[model_type]
     if config.get("is_encoder_decoder"):
         return "an encoder-decoder model (generation); advisor exports encoders"
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in _architectures(config)):
+    if model_type in DECODERS or config.get("is_decoder") or any(
+            a.endswith(("ForCausalLM", "LMHeadModel")) for a in _architectures(config)):
         return DECODER_HINT
     return f"model type '{model_type}' is not one of the encoders advisor has verified"
 

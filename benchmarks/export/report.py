@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 TARGETS = """\
-Targets (issue 4): int8 >= 3x faster than torch eager and at least as fast as Optimum's best
-quantised ORTModel, accuracy within 1 point of fp32; optimised fp32 >= 1.3x faster than torch
-eager, max abs logit diff <= 1e-4, same accuracy."""
+Targets (issue 13, sample model, b1_s128 and b8_s128, 2 threads): int8 >= 4x faster than torch
+eager and >= 10 % faster than Optimum's best quantised ORTModel (its time / ours >= 1.1),
+accuracy within 1 point of fp32 (issue 4: optimised fp32 >= 1.3x torch, max abs logit diff
+<= 1e-4, same accuracy). The bert-base, xlm-roberta-base and deberta-v3-base shapes are random
+weights: size and latency only."""
 
 
 def _ms(v: dict[str, Any] | None, case: str) -> str:
@@ -102,7 +104,7 @@ def targets(model: dict[str, Any]) -> list[str]:
                  + (f"; accuracy {acc['fp32']:.1%} vs torch {acc['torch']:.1%} "
                     f"{_verdict(acc['fp32'] == acc['torch'])}" if acc else "") + ".")
     int8_speed = [speed["onnx-int8"][c] for c in cases]
-    lines.append(f"- int8 >= 3x torch: {_verdict(min(int8_speed) >= 3.0)} "
+    lines.append(f"- int8 >= 4x torch: {_verdict(min(int8_speed) >= 4.0)} "
                  f"({' / '.join(f'{x}x' for x in int8_speed)}).")
     if acc:
         drop = 100 * (acc["fp32"] - acc["int8"])
@@ -111,10 +113,10 @@ def targets(model: dict[str, Any]) -> list[str]:
     theirs = "optimum-best-int8 (ORTModel)"
     if theirs in model["variants"] and "latency_ms" in model["variants"][theirs]:
         pairs = [(_p50(model, "onnx-int8", c), _p50(model, theirs, c)) for c in cases]
-        ok = all(o is not None and t is not None and o <= t for o, t in pairs)
+        ok = all(o is not None and t is not None and t >= 1.1 * o for o, t in pairs)
         raw = [_p50(model, "optimum-best-int8 (raw session)", c) for c in cases]
-        lines.append(f"- int8 at least as fast as Optimum's best quantised ORTModel: {_verdict(ok)} ("
-                     + "; ".join(f"{c}: {o:.1f} vs {t:.1f} ms, {r:.1f} ms in a raw session"
+        lines.append(f"- int8 >= 10 % faster than Optimum's best quantised ORTModel: {_verdict(ok)} ("
+                     + "; ".join(f"{c}: {o:.1f} vs {t:.1f} ms ({t / o:.2f}x), {r:.1f} ms in a raw session"
                                  for c, (o, t), r in zip(cases, pairs, raw, strict=True)
                                  if o is not None and t is not None and r is not None) + ").")
     return lines
@@ -137,8 +139,8 @@ def peers_section(model: dict[str, Any]) -> list[str]:
         return ", ".join(side["serving_imports"]) or "none"
 
     rows = [
-        ("export wall time", f"{ours['export_s']:.1f} s (export, parity at 3 shapes x 4 graphs, "
-         "fusion, 2 int8 candidates timed, 1,000-row accuracy)",
+        ("export wall time", f"{ours['export_s']:.1f} s (export, parity at 3 shapes per graph, "
+         "fusion, every int8 candidate (static calibration included) timed, 1,000-row accuracy)",
          f"{theirs['export_and_quantize_s']:.1f} s (export {theirs['export_s']:.1f} s + "
          f"quantise {best.get('preset', '?')}; no validation)"),
         ("fp32 max abs logit diff vs torch",
@@ -173,8 +175,10 @@ def _graph_choice(precision: str, int8: dict[str, Any]) -> list[str]:
     for c in int8["candidates"]:
         timing = ", ".join(f"{k} {v:.1f} ms" for k, v in c["latency_ms"].items())
         why = f"; rejected: {c['rejected']}" if c.get("rejected") else ""
-        parts.append(f"{c['graph']} ({c['size_bytes'] / 1e6:.1f} MB{', ' + timing if timing else ''}{why})")
-    return ["", f"{precision} graph shipped: **{int8['shipped']}** (selection {int8['selection']}; "
+        parts.append(f"{c.get('name', c['graph'])} ({c['size_bytes'] / 1e6:.1f} MB"
+                     f"{', ' + timing if timing else ''}{why})")
+    shipped = int8.get("candidate", int8["shipped"])
+    return ["", f"{precision} graph shipped: **{shipped}** (selection {int8['selection']}; "
             f"timed in the export: {'; '.join(parts)})."]
 
 

@@ -36,6 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from advisor.export import ExportConfig, export_model  # noqa: E402
 from advisor.export.exporter import export_onnx  # noqa: E402
 from advisor.export.optimize import count_ops, fuse  # noqa: E402
+from advisor.export.signature import derive_graph  # noqa: E402
 from advisor.export.source import inspect_model, load_torch_model  # noqa: E402
 
 CASES = {"b1_s128": (1, 128), "b8_s128": (8, 128)}
@@ -112,20 +113,13 @@ def exporter_variants(model_dir: Path, work: Path) -> dict[str, dict[str, Any]]:
     """Legacy and dynamo exports of one model, raw and fused: the exporter-choice evidence."""
     source = inspect_model(model_dir)
     model = load_torch_model(source)
+    graph = derive_graph(model, model_dir, source.arch.model_type, source.task)
     variants: dict[str, dict[str, Any]] = {}
     for exporter in ("legacy", "dynamo"):
         d = work / exporter
         d.mkdir(parents=True)
         started = time.monotonic()
-        raw = export_onnx(
-            model,
-            source.arch,
-            source.task,
-            d / "model.onnx",
-            17,
-            int(source.config["vocab_size"]),
-            exporter,
-        )  # type: ignore[arg-type]
+        raw = export_onnx(model, graph, d / "model.onnx", 17, source.vocab, exporter)  # type: ignore[arg-type]
         seconds = time.monotonic() - started
         fused_dir = d / "fused"
         fused_dir.mkdir()
@@ -154,11 +148,14 @@ def bench_model(
 ) -> dict[str, Any]:
     work.mkdir(parents=True)
     started = time.monotonic()
+    # remeasure: a benchmark times the race itself instead of reusing a recorded ranking
     int8 = export_model(
         ExportConfig(
             model_dir=model_dir,
             artifacts_dir=work / "int8",
             data_csv=data_csv if with_accuracy else None,
+            race_cache=work / "race",
+            remeasure=True,
         )
     )
     export_seconds = time.monotonic() - started
@@ -168,7 +165,7 @@ def bench_model(
     feeds = make_feeds(work / "int8" / "tokenizer.json", data_csv, work / "feeds.npz")
     variants: dict[str, dict[str, Any]] = {
         "onnx-fp32": {"path": fp32.onnx_path, "graph": fp32.validation["graph"]["shipped"],
-                      "graph_choice": fp32.validation["graph"],
+                      "graph_choice": graph_with_timings(fp32),
                       "fused_operators": dict(fp32.fused_operators)},
         "onnx-int8": {"path": int8.onnx_path, "operators": count_ops(int8.onnx_path)},
     }
@@ -211,14 +208,25 @@ def bench_model(
         "export_validation": {
             "fused_operators": dict(int8.fused_operators),
             "parity": int8.validation["parity"],
-            "timings_s": int8.validation["timings_s"],
-            "graph": int8.validation.get("graph"),
+            "timings_s": int8.timings["steps_s"],
+            "graph": graph_with_timings(int8),
+            "exporter": int8.exporter,
+            "calibration": int8.validation.get("calibration"),
         },
         "peers": peers,
     }
     report["speedup_vs_torch"] = speedups(latency)
     report["speedup_vs_torch_min"] = speedups(latency, "min")
     return report
+
+
+def graph_with_timings(result: Any) -> dict[str, Any]:
+    """validation.json's graph choice with each candidate's race timings (timings.json) back in."""
+    latency = result.timings.get("race", {}).get("latency_ms", {})
+    graph = dict(result.validation["graph"])
+    graph["candidates"] = [{**c, "latency_ms": latency.get(c["name"], {})} for c in graph["candidates"]]
+    graph["race"] = result.timings.get("race", {}).get("source")
+    return graph
 
 
 @dataclass(frozen=True)
@@ -345,7 +353,8 @@ def main() -> None:
     parser.add_argument("--skip-optimum", action="store_true")
     parser.add_argument("--rounds", type=int, default=3,
                         help="time every variant this many times, order rotated (median kept)")
-    parser.add_argument("--models", default="sentiment-minilm,bert-base-random",
+    parser.add_argument("--models", default="sentiment-minilm,bert-base-random,"
+                        "xlm-roberta-base-random,deberta-v3-base-random",
                         help="comma-separated; results merge into an existing report.json")
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--sentiment-dir", type=Path,
@@ -374,8 +383,9 @@ def main() -> None:
                 result = bench_model(name, Path(sentiment["model_dir"]), data, Path(tmp) / name,
                                      args, with_accuracy=True, with_exporters=True)
             else:
-                bert = build("build_bert_base.py")
-                result = bench_model(name, Path(bert["model_dir"]), data, Path(tmp) / name, args,
+                shape = name.removesuffix("-random")
+                built = build("build_bert_base.py", "--shape", shape)
+                result = bench_model(name, Path(built["model_dir"]), data, Path(tmp) / name, args,
                                      with_accuracy=False, with_exporters=False)
             result["machine"] = {**started, "loadavg_end": os.getloadavg()}
             report["models"][name] = result

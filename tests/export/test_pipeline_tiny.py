@@ -57,7 +57,8 @@ def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tm
     assert serving["optimization"] == ("fused" if int8["shipped"] == "fused" else "none")
     # auto: both graphs quantised; the much bigger one dropped, the others timed, the faster shipped
     candidates = int8["candidates"]
-    assert sorted(c["graph"] for c in candidates) == ["fused", "unfused"]
+    # attention fused (every one of these types): a partial graph without it races too
+    assert sorted(c["graph"] for c in candidates) == ["fused", "partial", "unfused"]
     assert [c["graph"] for c in candidates if c["chosen"]] == [int8["shipped"]]
     smallest = min(c["size_bytes"] for c in candidates)
     eligible = [c for c in candidates if c["size_bytes"] <= 1.25 * smallest]
@@ -81,7 +82,7 @@ def test_tiny_model_exports_with_parity_and_contract(tiny_model: TinyFactory, tm
     assert json.loads((out / "timings.json").read_text()) == json.loads(json.dumps(result.timings))
     assert "timings_s" not in report and "latency_ms" not in json.dumps(report)
     fp32 = [p for p in report["parity"] if p["enforced"]]
-    assert [p["variant"] for p in fp32] == ["fp32", "fp32-fused"]
+    assert [p["variant"] for p in fp32] == ["fp32", "fp32-fused", "fp32-partial"]
     for parity in fp32:
         assert [(s["batch"], s["sequence"]) for s in parity["shapes"]] == [(1, 8), (2, 32), (4, 64)]
         assert all(s["max_abs_diff"] <= 1e-4 for s in parity["shapes"]), parity
@@ -135,14 +136,16 @@ def test_artifacts_serve_without_torch(tiny_model: TinyFactory, tmp_path: Path, 
     assert shape[:2] == ([2, 2] if task == "text-classification" else [2, 64])
 
 
-@pytest.mark.parametrize(("graph", "optimization"), [("fused", "fused"), ("unfused", "none")])
+@pytest.mark.parametrize(("graph", "optimization"), [("fused", "fused"), ("partial", "partial"),
+                                                     ("unfused", "none")])
 def test_int8_graph_is_chosen_by_the_user(tiny_model: TinyFactory, tmp_path: Path, graph: str,
                                           optimization: str) -> None:
     out = tmp_path / "a"
     result = _export(tiny_model("bert", "text-classification"), out, graph=graph)
     ops = result.validation["operators"]
     assert ("QAttention" in ops) == (graph == "fused")
-    assert ops.get("MatMulInteger", 0) > (4 if graph == "unfused" else 0)
+    assert ops.get("MatMulInteger", 0) > (0 if graph == "fused" else 4)
+    assert ("SkipLayerNormalization" in ops) == (graph != "unfused")
     (candidate,) = result.validation["graph"]["candidates"]
     assert candidate == {"name": graph, "graph": graph, "quantization": "dynamic", "chosen": True,
                          "rank": 0, "accuracy": None, "rejected": None,
@@ -150,7 +153,8 @@ def test_int8_graph_is_chosen_by_the_user(tiny_model: TinyFactory, tmp_path: Pat
     assert result.timings["race"]["source"] == "single"
     assert result.optimization == optimization
     assert json.loads((out / "serving.json").read_text())["optimization"] == optimization
-    assert [p["variant"] for p in result.validation["parity"]] == ["fp32", "fp32-fused", f"int8-{graph}"]
+    fp32 = ["fp32", "fp32-fused"] + (["fp32-partial"] if graph == "partial" else [])
+    assert [p["variant"] for p in result.validation["parity"]] == [*fp32, f"int8-{graph}"]
 
 
 def test_auto_times_both_int8_graphs_and_ships_the_faster(tiny_model: TinyFactory, tmp_path: Path,
@@ -165,12 +169,12 @@ def test_auto_times_both_int8_graphs_and_ships_the_faster(tiny_model: TinyFactor
     scores = [math.sqrt(math.prod(t.values())) for t in latency]
     assert all(set(t) == {"b1_s64", "b8_s64"} for t in latency)
     assert scores == sorted(scores) and all(s > 0 for s in scores)
-    assert [c["rank"] for c in int8["candidates"]] == [0, 1]
-    assert [c["chosen"] for c in int8["candidates"]] == [True, False]
+    assert [c["rank"] for c in int8["candidates"]] == [0, 1, 2]
+    assert [c["chosen"] for c in int8["candidates"]] == [True, False, False]
     assert ("QAttention" in result.validation["operators"]) == (int8["shipped"] == "fused")
 
 
-@pytest.mark.parametrize("graph", ["auto", "fused", "unfused"])
+@pytest.mark.parametrize("graph", ["auto", "fused", "partial", "unfused"])
 def test_fp32_ships_the_graph_asked_for_or_the_faster(tiny_model: TinyFactory, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch, graph: str) -> None:
     monkeypatch.setattr(race, "TIMING_SECONDS", 0.05)
@@ -179,14 +183,14 @@ def test_fp32_ships_the_graph_asked_for_or_the_faster(tiny_model: TinyFactory, t
     shipped = result.validation["graph"]
     assert shipped["precision"] == "fp32" and shipped["selection"] == graph
     names = [c["graph"] for c in shipped["candidates"]]
-    assert sorted(names) == (["fused", "unfused"] if graph == "auto" else [graph])
+    assert sorted(names) == (["fused", "partial", "unfused"] if graph == "auto" else [graph])
     if graph == "auto":
         eligible = [c for c in shipped["candidates"] if not c["rejected"]]
         scores = [math.prod(_latency(result, c["name"]).values()) for c in eligible]
         assert scores == sorted(scores) and eligible[0]["chosen"]
     ops = result.validation["operators"]
     assert ("Attention" in ops) == (shipped["shipped"] == "fused")
-    assert result.optimization == ("fused" if shipped["shipped"] == "fused" else "none")
+    assert result.optimization == {"fused": "fused", "partial": "partial"}.get(shipped["shipped"], "none")
     assert all(p["enforced"] for p in result.validation["parity"])  # no int8 checks in fp32
     _check_dynamic_shapes(out, "bert", "text-classification")
 
@@ -258,3 +262,40 @@ def test_external_data_layout(tiny_model: TinyFactory, tmp_path: Path,
     assert (out / "model.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size
     assert result.size_bytes == sum((out / n).stat().st_size for n in ("model.onnx", "model.onnx.data"))
     _check_dynamic_shapes(out, "bert", "text-classification")
+
+
+def test_static_int8_candidate_calibrated_on_the_data_races_and_can_ship(
+        tiny_model: TinyFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from advisor.export import pipeline
+
+    # Rank the static candidate first (its real speed on a tiny graph says nothing), and lift
+    # the size slack (graph overhead dominates tiny files) so it is eligible at all.
+    def static_first(run: object, candidates: list[race.Candidate]) -> None:
+        for i, c in enumerate(sorted(candidates, key=lambda c: c.quantization != "static")):
+            c.latency_ms = {"b1_s64": 1.0 + i, "b8_s64": 1.0 + i}
+
+    monkeypatch.setattr(race, "SIZE_SLACK", 100.0)
+    monkeypatch.setattr(pipeline, "_time_candidates", static_first)
+    rows = SENTENCES * 6
+    data = write_csv(tmp_path / "data.csv", rows)
+    out = tmp_path / "a"
+    result = _export(tiny_model("bert", "text-classification"), out, data_csv=data, limit=8,
+                     max_accuracy_drop=100.0)
+    graph = result.validation["graph"]
+    assert graph["candidate"] == "unfused-static" and graph["quantization"] == "static"
+    static = next(c for c in graph["candidates"] if c["name"] == "unfused-static")
+    assert static["rank"] == 0 and static["chosen"] and static["accuracy"] is not None
+    calibration = result.validation["calibration"]
+    # rows 8.. calibrate, rows 0..7 are scored: the gate never sees its own calibration rows
+    assert calibration == {"rows": len(rows) - 8, "first_row": 8, "method": "minmax",
+                           "disjoint_from_accuracy": True}
+    assert "QuantizeLinear" in result.validation["operators"]
+    assert "int8-unfused-static" in [p["variant"] for p in result.validation["parity"]]
+    assert result.optimization == "none"
+    _check_dynamic_shapes(out, "bert", "text-classification")
+
+
+def test_no_static_candidate_without_labelled_data(tiny_model: TinyFactory, tmp_path: Path) -> None:
+    result = _export(tiny_model("bert", "text-classification"), tmp_path / "a")
+    assert result.validation["calibration"] is None
+    assert all(c["quantization"] == "dynamic" for c in result.validation["graph"]["candidates"])

@@ -59,12 +59,14 @@ AUTO = {
 }
 
 
-def tiny_config(arch: str, task: str) -> Any:
+def tiny_config(arch: str, task: str, dims: dict[str, Any] | None = None) -> Any:
+    """``dims``: overrides on top of the tiny sizes (a bigger model whose weights, not its
+    graph, dominate the file: the graph race then compares candidates of like size)."""
     from transformers import AutoConfig
 
     config = AutoConfig.for_model(arch)
     present = config.to_dict()
-    for key, value in {**SMALL, **OVERRIDES.get(arch, {})}.items():
+    for key, value in {**SMALL, **OVERRIDES.get(arch, {}), **(dims or {})}.items():
         if key in present:
             setattr(config, key, value)
     config.vocab_size = len(VOCAB)
@@ -97,11 +99,11 @@ def write_tokenizer(dest: Path) -> None:
 
 
 def make_tiny_model(dest: Path, arch: str = "bert", task: str = "text-classification",
-                    seed: int = 0) -> Path:
+                    seed: int = 0, dims: dict[str, Any] | None = None) -> Path:
     import torch
     import transformers
 
-    config = tiny_config(arch, task)
+    config = tiny_config(arch, task, dims)
     config.architectures = config.architectures or []  # funnel's AutoModel iterates it
     torch.manual_seed(seed)
     model = getattr(transformers, AUTO[task]).from_config(config)
@@ -115,25 +117,27 @@ def cache_root() -> Path:
     return Path(os.environ.get("ADVISOR_CACHE") or Path.home() / ".cache" / "advisor") / "tiny-models"
 
 
-def tiny_key(arch: str, task: str, seed: int = 0) -> str:
-    """What the folder is built from: this file, the libraries, the type, task and seed."""
+def tiny_key(arch: str, task: str, seed: int = 0, dims: dict[str, Any] | None = None) -> str:
+    """What the folder is built from: this file, the libraries, the type, task, seed, dims."""
     import torch
     import transformers
 
     h = hashlib.sha256(Path(__file__).read_bytes())
-    h.update(json.dumps([arch, task, seed, torch.__version__, transformers.__version__]).encode())
+    h.update(json.dumps([arch, task, seed, dims or {}, torch.__version__, transformers.__version__],
+                        sort_keys=True).encode())
     return f"{arch}-{task}-{h.hexdigest()[:12]}"
 
 
-def tiny_model_dir(arch: str, task: str = "text-classification", seed: int = 0) -> Path:
+def tiny_model_dir(arch: str, task: str = "text-classification", seed: int = 0,
+                   dims: dict[str, Any] | None = None) -> Path:
     """The cached tiny model folder (built once; treat it as read-only)."""
-    dest = cache_root() / tiny_key(arch, task, seed)
+    dest = cache_root() / tiny_key(arch, task, seed, dims)
     if (dest / "config.json").is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        make_tiny_model(tmp / "m", arch, task, seed)
+        make_tiny_model(tmp / "m", arch, task, seed, dims)
         try:
             (tmp / "m").rename(dest)
         except OSError:  # another process built it first

@@ -88,7 +88,8 @@ def test_onnx_export_offers_what_export_accepts(model_type: str) -> None:
 
 @pytest.mark.parametrize(("config", "why"), [
     ({"model_type": "layoutlm", "architectures": ["LayoutLMForSequenceClassification"]}, "bounding box"),
-    ({"model_type": "gpt2", "architectures": ["GPT2ForSequenceClassification"]}, "not one of the encoders"),
+    ({"model_type": "gpt2", "architectures": ["GPT2ForSequenceClassification"]}, "decoder-only"),
+    ({"model_type": "my-encoder", "architectures": ["MyForSequenceClassification"]}, "not one of the encoders"),
     ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "head (BertForMaskedLM)"),
     ({"model_type": "bert", "architectures": ["BertForSequenceClassification"], "auto_map": {"x": "y"}},
      "custom code"),
