@@ -90,7 +90,7 @@ def export_onnx(model: Any, graph: GraphSpec, path: Path, opset: int, vocab: int
                       verbose=False)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), \
-                _quiet(path.parent / "exporter.log"):
+                _quiet(path.parent.with_suffix(".log")):
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, args, str(path), **kwargs)
     except Exception as e:
@@ -102,7 +102,8 @@ def export_onnx(model: Any, graph: GraphSpec, path: Path, opset: int, vocab: int
 @contextlib.contextmanager
 def _quiet(log: Path) -> Iterator[None]:
     """Send what the exporters print straight to file descriptors 1 and 2 (the TorchScript
-    exporter dumps its whole graph on failure) to ``log`` instead of the user's terminal."""
+    exporter dumps its whole graph on failure) to ``log`` instead of the user's terminal;
+    ``log`` sits beside the graph's folder, whose files are the graph's size."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]

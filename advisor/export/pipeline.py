@@ -234,7 +234,7 @@ def _static_candidate(run: _Run) -> Candidate | None:
     cfg = run.config
     if cfg.data_csv is None or run.src.task.name != "text-classification" or not cfg.static_int8:
         return None
-    if cfg.graph == "fused":
+    if cfg.graph not in ("auto", "unfused"):
         return None
     assert run.raw is not None
     texts, rows = validation.calibration_texts(cfg.data_csv, CALIBRATION_ROWS, cfg.limit)

@@ -25,7 +25,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,7 @@ def drop_oversized(candidates: Sequence[Candidate]) -> list[Candidate]:
 
 
 def rank(eligible: list[Candidate], key: str, cache: Path | None, remeasure: bool,
-         time_them: Any) -> Ranking:
+         time_them: Callable[[list[Candidate]], None]) -> Ranking:
     """Order ``eligible`` fastest first: from the record under ``cache`` when one matches,
     else by ``time_them(eligible)`` (which fills ``latency_ms``), recorded for next time."""
     names = sorted(c.name for c in eligible)
@@ -166,11 +166,16 @@ def _store(cache: Path, ranking: Ranking) -> None:
     record = {"record": RECORD_VERSION, "key": ranking.key, "order": list(ranking.order),
               "latency_ms": {k: dict(v) for k, v in ranking.latency_ms.items()},
               "cpu": cpu_fingerprint(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    tmp = None
     try:
         cache.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".race-", dir=cache)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(tmp, cache / f"{ranking.key}.json")
+        tmp = None
     except OSError:
         return
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
