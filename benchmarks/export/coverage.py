@@ -121,8 +121,8 @@ def _last_error(text: str) -> str:
     return (errors or lines or ["failed"])[-1][:300]
 
 
-def run(types: list[str], tasks: list[str], skip_optimum: bool) -> dict[str, Any]:
-    rows = []
+def run(types: list[str], tasks: list[str], skip_optimum: bool, out: Path) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
     for arch in types:
         for task in tasks:
             row: dict[str, Any] = {"type": arch, "task": task, "declared": arch in ARCHITECTURES}
@@ -140,8 +140,21 @@ def run(types: list[str], tasks: list[str], skip_optimum: bool) -> dict[str, Any
                              {"advisor": row["advisor"].get("exported"),
                               "optimum": row.get("optimum", {}).get("exported")}), flush=True)
             rows.append(row)
-    return {"schema_version": 1, "rows": rows, "machine": _machine(),
-            "advisor_types": len(ARCHITECTURES)}
+            write(out, _report(rows, len(types) * len(tasks)))  # a long run may be cut short
+    return _report(rows, len(types) * len(tasks))
+
+
+def _report(rows: list[dict[str, Any]], requested: int) -> dict[str, Any]:
+    return {"schema_version": 1, "rows": rows, "requested_rows": requested,
+            "machine": _machine(), "advisor_types": len(ARCHITECTURES)}
+
+
+def write(out: Path, report: dict[str, Any]) -> None:
+    sys.path.insert(0, str(HERE))
+    from coverage_report import render
+
+    (out / "coverage.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "coverage.md").write_text(render(report))
 
 
 def _machine() -> dict[str, Any]:
@@ -166,12 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     refused = [t for t in ("longformer", "nystromformer", "layoutlm", "luke") if t in REFUSED]
     types = args.types.split(",") if args.types else sorted(ARCHITECTURES) + refused
-    report = run(types, args.tasks.split(","), args.skip_optimum)
-    (args.out / "coverage.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    sys.path.insert(0, str(HERE))
-    from coverage_report import render
-
-    (args.out / "coverage.md").write_text(render(report))
+    write(args.out, run(types, args.tasks.split(","), args.skip_optimum, args.out))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ def render(report: dict[str, Any]) -> str:
         "not a speed claim). Optimum: `optimum-cli export onnx --task TASK` on the same folder.",
         "",
     ]
+    requested = report.get("requested_rows", len(rows))
+    if requested > len(rows):
+        lines += [f"**This run was cut short: {len(rows)} of {requested} rows.** "
+                  "Run the command above for the rest.", ""]
     for task in sorted({r["task"] for r in rows}):
         sub = [r for r in rows if r["task"] == task]
         ok = sum(1 for r in sub if r["advisor"].get("exported"))
