@@ -18,7 +18,7 @@ from advisor.advise.facts.oslayer import installed_versions, is_build_package
 from advisor.advise.rules.base import Finding, Rule
 from advisor.advise.rules.recommendations import RECOMMENDATIONS
 from advisor.advise.rules.registry import ALL_RULES
-from advisor.oci.filetree import FileTree, LayerTree
+from advisor.oci.filetree import FileTree, LayerTree, merge_layers
 from advisor.oci.model import Image
 
 SCHEMA_VERSION = 1
@@ -202,7 +202,7 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
         size_bytes=ctx.tree.total_size,
         layers=tuple(rows),
         efficiency=float(getattr(report, "efficiency", _fallback_efficiency(ctx))),
-        wasted_bytes=int(getattr(report, "wasted_bytes", sum(h.size for h in ctx.hidden))),
+        wasted_bytes=int(getattr(report, "wasted_bytes", sum(h.size_bytes for h in ctx.hidden))),
         base_layers=base,
         base_bytes=sum(r.size_bytes for r in rows if r.index < base),
         environments=tuple(
@@ -227,6 +227,6 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
 def advise(image: Image, trees: Sequence[LayerTree], tree: FileTree | None = None,
            layers: Any = None, options: AdviseOptions | None = None) -> Advice:
     """The whole analysis of one image (its layer trees already walked with ``capture_for``)."""
-    merged = tree if tree is not None else FileTree.merge(trees)
+    merged = tree if tree is not None else merge_layers(trees).tree
     ctx = Context(facts_from_image(image), tuple(trees), merged, layers)
     return build_advice(ctx, options)

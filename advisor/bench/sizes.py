@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from advisor.bench.model import ImageSizes, LayerSize
-from advisor.oci.filetree import FileInfo, FileTree, LayerTree
+from advisor.oci.filetree import FileInfo, FileTree, LayerTree, merge_layers
 from advisor.oci.model import Capture, Entry, EntryKind, Image
 
 WEIGHT_SUFFIXES = (
@@ -85,7 +85,7 @@ def categories(tree: FileTree) -> dict[str, int]:
 
 def image_sizes(image: Image, trees: Sequence[LayerTree]) -> ImageSizes:
     """Sizes of ``image`` from its layer trees (one streaming pass each, nothing extracted)."""
-    merged = FileTree.merge(trees)
+    merged = merge_layers(trees).tree
     created = _created_by(image)
     layers = tuple(
         LayerSize(
@@ -134,7 +134,7 @@ def inspect_image(reference: str, *, insecure: bool = False) -> Inspected:
 
     with open_image(reference, insecure=insecure) as image:
         trees = read_layers(image, _config_capture)
-        models = find_models_in_image(image, FileTree.merge(trees))
+        models = find_models_in_image(image, merge_layers(trees).tree)
         sizes = image_sizes(image, trees)
     found = tuple("/" + m.path for m in models if m.task == "text-classification")
     return Inspected(sizes, found)

@@ -64,7 +64,6 @@ def advise(
         from advisor.advise.fixes import write_fixes as write_fix_files
         from advisor.advise.rules.gate import gate
         from advisor.advise.rules.registry import ALL_RULES
-        from advisor.oci.filetree import FileTree
         from advisor.oci.loader import open_image
         from advisor.oci.walk import read_layers
         from advisor.report.advise import render
@@ -84,7 +83,7 @@ def advise(
                 )
                 progress(0, 0, "analysing")
                 report = analyze_layers(img, trees)
-                advice = run_advise(img, trees, FileTree.merge(trees), report, options)
+                advice = run_advise(img, trees, report.tree, report, options)
             finally:
                 img.close()
         write_output(render(advice, fmt.value), output)

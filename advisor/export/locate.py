@@ -20,7 +20,7 @@ from pathlib import Path
 from advisor.errors import BadInputError
 from advisor.export.source import WEIGHT_FILES
 from advisor.export.specs import judge
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import FileTree, merge_layers
 from advisor.oci.model import Capture, Entry, EntryKind, Image
 
 CONFIG_CAPTURE = 256 * 1024
@@ -51,7 +51,7 @@ def _capture(entry: Entry) -> Capture | None:
 def merged_tree(image: Image) -> FileTree:
     from advisor.oci.walk import read_layers
 
-    return FileTree.merge(read_layers(image, _capture))
+    return merge_layers(read_layers(image, _capture)).tree
 
 
 def find_models_in_image(image: Image, tree: FileTree | None = None) -> list[ModelLocation]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from advisor.errors import AdvisorError, BadInputError, DigestMismatchError
-from advisor.oci.filetree import FileTree, LayerTree
+from advisor.oci.filetree import FileTree, LayerTree, merge_layers
 from advisor.oci.model import Capture, Entry, EntryKind, Image, Layer
 
 BLOCK = 512
@@ -596,7 +596,7 @@ def extract_paths(
     symlinks are created last and never followed while writing).
     """
     trees = trees if trees is not None else read_layers(image)
-    merged = FileTree.merge(trees)
+    merged = merge_layers(trees).tree
     chosen = _selected(merged, paths_or_prefixes)
     dest_dir.mkdir(parents=True, exist_ok=True)
     root = dest_dir.resolve()

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from advisor import __version__
 from advisor.errors import BuildError
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import FileTree, merge_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, Entry, Image
 from advisor.oci.walk import read_layers
@@ -112,7 +112,7 @@ def _base_tree(base: Image) -> FileTree:
             return Capture(head=1 << 20)
         return probe_capture(entry)
 
-    return FileTree.merge(read_layers(base, capture))
+    return merge_layers(read_layers(base, capture)).tree
 
 
 def _build(

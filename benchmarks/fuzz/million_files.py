@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from advisor.advise.facts.capture import capture_for  # noqa: E402
-from advisor.oci.filetree import FileTree  # noqa: E402
+from advisor.oci.filetree import merge_layers  # noqa: E402
 from advisor.oci.walk import walk_layer  # noqa: E402
 from tests.security.craft import IterStream, many_files_tar  # noqa: E402
 
@@ -44,7 +44,7 @@ def main() -> int:
     began = time.monotonic()
     tree = walk_layer(IterStream(chunks), 0, capture=capture_for)  # type: ignore[arg-type]
     walked = time.monotonic() - began
-    merged = FileTree.merge([tree])
+    merged = merge_layers([tree]).tree
     total = time.monotonic() - began
     result = {
         "files": args.files, "gzip": args.gzip, "entries": len(tree.entries),

@@ -49,7 +49,7 @@ def test_recommendations_match_bytes_freed_when_applied() -> None:
             "squash-layers", "trim-python"} <= set(rec_ids)
     # The image as files, plus the hidden bytes of each layer under their own keys.
     sizes = {f.path: f.size for f in ctx.tree}
-    sizes.update({f"layer{h.layer}:{h.path}": h.size for h in ctx.hidden})
+    sizes.update({f"layer{h.layer}:{h.path}": h.size_bytes for h in ctx.hidden})
     priority = [r.id for r in __import__("advisor.advise.rules.recommendations", fromlist=["x"]).RECOMMENDATIONS]
     for rec in sorted(advice.recommendations, key=lambda r: priority.index(r.id)):
         freed = 0

@@ -16,7 +16,7 @@ import pytest
 from advisor.advise.advice import Advice, advise
 from advisor.advise.facts.capture import capture_for
 from advisor.advise.facts.layers import analyze_layers
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import FileTree, merge_layers
 from advisor.oci.loader import open_image
 from advisor.oci.walk import read_layers
 from advisor.report.advise import render
@@ -88,7 +88,7 @@ def _advise(ref: str) -> tuple[Advice, FileTree]:
     image = open_image(ref)
     try:
         trees = read_layers(image, capture=capture_for)
-        tree = FileTree.merge(trees)
+        tree = merge_layers(trees).tree
         return advise(image, trees, tree, analyze_layers(image, trees)), tree
     finally:
         image.source.close()
@@ -138,7 +138,7 @@ def test_estimates_match_the_rebuilt_image(fat: tuple) -> None:
     ref = make_image(tmp, layers, fmt="oci", config={"history": _history(history)}, name="fixed")
     image = open_image(ref)
     try:
-        fixed = FileTree.merge(read_layers(image, capture=capture_for))
+        fixed = merge_layers(read_layers(image, capture=capture_for)).tree
     finally:
         image.source.close()
     # The dev tools' console scripts live in usr/local/bin: part of what they free.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from advisor.errors import BadInputError, DigestMismatchError
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import merge_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, EntryKind
 from advisor.oci.tarball import BuiltLayer, FileSpec, build_layer
@@ -82,7 +82,7 @@ def test_every_format_and_compression(tmp_path: Path, fmt: str, compression: str
     assert ln.kind is EntryKind.HARDLINK and ln.size == 0 and ln.link == "etc/a"
     assert upper.entries["bin/busybox"].mode == 0o755
     assert any(p.endswith("deep/f.txt") for p in lower.entries)
-    merged = FileTree.merge(trees)
+    merged = merge_layers(trees).tree
     assert "usr/lib/big.so" not in merged and "d/x" not in merged and "d/z" in merged
     assert merged.total_size == len(b"hello2") + 3 + 2 + 4
 

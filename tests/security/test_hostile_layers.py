@@ -17,7 +17,7 @@ import pytest
 
 from advisor.advise.facts.capture import capture_for
 from advisor.errors import BadInputError
-from advisor.oci.filetree import FileTree, LayerTree
+from advisor.oci.filetree import LayerTree, merge_layers
 from advisor.oci.model import EntryKind
 from advisor.oci.walk import walk_layer
 from tests.security.craft import (
@@ -72,7 +72,7 @@ def _devices(tree: LayerTree) -> None:
 def _ghost_whiteout(tree: LayerTree) -> None:
     assert tree.whiteouts == {"never/existed", "ghost"} and tree.opaque_dirs == {"nowhere"}
     lower = LayerTree(0)
-    merged = FileTree.merge([lower, LayerTree(1, whiteouts=tree.whiteouts, opaque_dirs=tree.opaque_dirs)])
+    merged = merge_layers([lower, LayerTree(1, whiteouts=tree.whiteouts, opaque_dirs=tree.opaque_dirs)]).tree
     assert merged.get("ghost") is None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from advisor.errors import BuildError
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import FileTree, merge_layers
 from advisor.oci.loader import open_image
 from advisor.oci.walk import read_layers
 from advisor.oci.writer import write_image
@@ -46,7 +46,7 @@ def test_a_base_without_python_is_refused(tmp_path: Path, tiny_artifacts: Path) 
 def tree(built: BuildResult) -> FileTree:
     image = open_image(built.destination)
     try:
-        return FileTree.merge(read_layers(image))
+        return merge_layers(read_layers(image)).tree
     finally:
         image.close()
 

@@ -14,8 +14,7 @@ from advisor.advise.facts.dockerfile import Step, recover_steps
 from advisor.advise.facts.mlstack import ModelConfig, TorchBuild, detect_torch, find_model_configs
 from advisor.advise.facts.oslayer import DebPackage, OsInfo, read_dpkg, read_os_release
 from advisor.advise.facts.python_envs import PythonEnv, image_python_version, scan_environments
-from advisor.oci.filetree import FileTree, LayerTree
-from advisor.oci.filetree.hidden import HiddenFile, hidden_files
+from advisor.oci.filetree import FileTree, HiddenFile, LayerTree, merge_layers
 from advisor.oci.model import HistoryEntry
 
 
@@ -115,9 +114,7 @@ class Context:
     @cached_property
     def hidden(self) -> list[HiddenFile]:
         found = getattr(self.layer_report, "hidden", None)
-        if found is None:
-            return hidden_files(self.trees)
-        return [HiddenFile(h.path, h.layer, h.size_bytes, h.by_layer, h.how) for h in found]
+        return list(found if found is not None else merge_layers(self.trees).hidden)
 
     def dist_files(self, keys: Sequence[str] | set[str]) -> dict[str, int]:
         """Path -> bytes of every file of the named distributions (all environments)."""

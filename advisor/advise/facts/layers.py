@@ -9,7 +9,8 @@ Base image detection (``base_layer_count``), in order:
    after it) (rule ``history-cmd``);
 3. otherwise the first layer alone, as dive counts "user" bytes (rule ``first-layer``).
 
-The files later layers hide and dive's efficiency come from ``advisor.oci.filetree.dive``.
+The merged tree and the files later layers hide come from one ``merge_layers`` pass, dive's
+efficiency from ``advisor.oci.filetree.dive``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from advisor.oci.filetree import FileTree, LayerTree
-from advisor.oci.filetree.dive import HiddenFile, Inefficiency, dive_efficiency, hidden_files
+from advisor.oci.filetree import FileTree, HiddenFile, LayerTree, merge_layers
+from advisor.oci.filetree.dive import Inefficiency, dive_efficiency
 from advisor.oci.model import EntryKind, HistoryEntry, Image
 
 TOP_N = 20
@@ -82,6 +83,7 @@ class LayerReport:
     efficiency: float
     wasted_bytes: int
     inefficiencies: tuple[Inefficiency, ...] = field(default=())
+    tree: FileTree | None = None  # the merged filesystem the report was made from
 
 
 # -- history -> layers ----------------------------------------------------------------------
@@ -190,10 +192,9 @@ def analyze_layers(
         _layer_info(image, tree, commands[tree.index], tree.index < base_count, top_n)
         for tree in trees
     )
-    merged = FileTree.merge(trees)
-    final = [f for f in merged if f.kind is EntryKind.FILE]
+    merge = merge_layers(trees)
+    final = [f for f in merge.tree if f.kind is EntryKind.FILE]
     final_files = [(f.path, f.size) for f in final]
-    hidden = hidden_files(trees)
     efficiency, wasted, inefficient = dive_efficiency(trees)
     size = sum(i.size_bytes for i in infos)
     base_size = sum(i.size_bytes for i in infos if i.is_base)
@@ -208,11 +209,12 @@ def analyze_layers(
         user_size_bytes=size - base_size,
         largest_files=_top((PathSize(f.path, f.size, f.layer) for f in final), top_n),
         largest_dirs=_top((PathSize(d, s) for d, s in _dir_sizes(final_files).items()), top_n),
-        hidden=tuple(hidden),
-        hidden_bytes=sum(h.size_bytes for h in hidden),
+        hidden=merge.hidden,
+        hidden_bytes=merge.hidden_bytes,
         efficiency=efficiency,
         wasted_bytes=wasted,
         inefficiencies=tuple(inefficient),
+        tree=merge.tree,
     )
 
 

@@ -42,7 +42,7 @@ class HiddenBytes(Rule):
         by_layer: dict[int, dict[str, int]] = defaultdict(dict)
         how: dict[int, set[str]] = defaultdict(set)
         for h in ctx.hidden:
-            by_layer[h.layer][f"layer{h.layer}:{h.path}"] = h.size
+            by_layer[h.layer][f"layer{h.layer}:{h.path}"] = h.size_bytes
             how[h.layer].add(f"{h.how} by layer {h.by_layer}")
         out = []
         for layer, fr in sorted(by_layer.items()):

@@ -1,5 +1,4 @@
-"""Two models of a layer stack as tries: the files later layers hide (``hidden_files``) and
-dive's efficiency score (``dive_efficiency``).
+"""dive's efficiency score (``dive_efficiency``), from a model of each layer as a trie.
 
 ``efficiency`` and ``wasted_bytes`` follow dive 0.13 (``filetree/efficiency.go``) to the
 byte, quirks included, so both tools print the same numbers for the same image:
@@ -30,17 +29,6 @@ _WH = ".wh."
 
 
 @dataclass(frozen=True, slots=True)
-class HiddenFile:
-    """Bytes a layer ships that a later layer hides: overwritten, deleted or made opaque."""
-
-    path: str
-    layer: int
-    by_layer: int
-    size_bytes: int
-    how: str  # "overwritten" | "deleted" | "opaque"
-
-
-@dataclass(frozen=True, slots=True)
 class Inefficiency:
     """A path dive counts as wasted: seen in ``count`` layers, ``size_bytes`` in total."""
 
@@ -49,21 +37,15 @@ class Inefficiency:
     size_bytes: int
 
 
-# -- overwritten and deleted files ------------------------------------------------------------------
-
-
 class _Node:
-    """A trie node: a path component, its payload and children (used by both models below)."""
+    """A trie node: a path component, its payload and children."""
 
-    __slots__ = ("children", "is_dir", "layer", "size", "whiteout")
+    __slots__ = ("children", "is_dir", "size", "whiteout")
 
-    def __init__(
-        self, size: int = 0, is_dir: bool = False, layer: int = -1, whiteout: bool = False
-    ):
+    def __init__(self, size: int = 0, is_dir: bool = False, whiteout: bool = False):
         self.children: dict[str, _Node] = {}
         self.size = size
         self.is_dir = is_dir
-        self.layer = layer
         self.whiteout = whiteout
 
     def walk(self, prefix: str) -> Iterator[tuple[str, _Node]]:
@@ -83,7 +65,7 @@ class _Node:
         return node
 
     def copy(self) -> _Node:
-        new = _Node(self.size, self.is_dir, self.layer, self.whiteout)
+        new = _Node(self.size, self.is_dir, self.whiteout)
         new.children = {k: v.copy() for k, v in self.children.items()}
         return new
 
@@ -92,54 +74,6 @@ def _pop(root: _Node, path: str) -> _Node | None:
     parent_path, _, name = path.rpartition("/")
     parent = root.get(parent_path) if parent_path else root
     return parent.children.pop(name, None) if parent is not None else None
-
-
-def _leaf_files(node: _Node, path: str) -> Iterator[tuple[str, _Node]]:
-    if not node.is_dir:
-        yield path, node
-    yield from ((p, n) for p, n in node.walk(path) if not n.is_dir)
-
-
-def hidden_files(trees: Sequence[LayerTree]) -> list[HiddenFile]:
-    """Every file version a later layer overwrites, deletes or hides behind an opaque dir."""
-    live = _Node(is_dir=True)
-    out: list[HiddenFile] = []
-
-    def hide(path: str, by: int, how: str) -> None:
-        node = _pop(live, path)
-        if node is not None:
-            out.extend(HiddenFile(p, n.layer, by, n.size, how) for p, n in _leaf_files(node, path))
-
-    for tree in trees:
-        for d in sorted(tree.opaque_dirs):
-            node = live.get(d) if d else live
-            for name in sorted(node.children) if node is not None else []:
-                hide(f"{d}/{name}" if d else name, tree.index, "opaque")
-        for w in sorted(tree.whiteouts):
-            hide(w, tree.index, "deleted")
-        for path in sorted(tree.entries):
-            entry = tree.entries[path]
-            is_dir = entry.kind is EntryKind.DIR
-            old = live.get(path)
-            if old is not None and not (is_dir and old.is_dir):
-                hide(path, tree.index, "overwritten")
-            _insert(live, path, _Node(entry.size, is_dir, tree.index))
-    return sorted(out, key=lambda h: (-h.size_bytes, h.path, h.layer))
-
-
-def _insert(root: _Node, path: str, node: _Node) -> None:
-    parts = path.split("/")
-    cur = root
-    for part in parts[:-1]:
-        nxt = cur.children.get(part)
-        if nxt is None:
-            nxt = cur.children[part] = _Node(is_dir=True)
-        cur = nxt
-    old = cur.children.get(parts[-1])
-    if old is not None and old.is_dir and node.is_dir:
-        old.size, old.layer = node.size, node.layer  # a directory re-listed keeps its children
-        return
-    cur.children[parts[-1]] = node
 
 
 # -- dive's efficiency ---------------------------------------------------------------------------

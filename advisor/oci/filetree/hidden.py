@@ -2,69 +2,65 @@
 
 These bytes are invisible in the merged filesystem yet still pulled and stored with every
 copy of the image; only squashing the steps (or not creating the files) gets rid of them.
+``advisor.oci.filetree.merge`` finds them while it merges (one pass); this module holds the
+result type and the one subtle rule, hard links: a tar stores a file's bytes once under its
+first name and later names as links to it, so the bytes stay visible while any name of that
+inode does (overlayfs and every extractor keep the inode when one name is removed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from advisor.oci.filetree import LayerTree
-from advisor.oci.model import EntryKind
+OVERWRITTEN = "overwritten"
+DELETED = "deleted"
+OPAQUE = "opaque"
 
 
 @dataclass(frozen=True, slots=True)
 class HiddenFile:
+    """A regular file's bytes in ``layer`` that ``by_layer`` takes out of view, and how."""
+
     path: str
     layer: int
-    size: int
     by_layer: int
-    how: str  # "deleted" | "overwritten"
+    size_bytes: int
+    how: str  # OVERWRITTEN | DELETED | OPAQUE
 
 
-def _ancestors(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """One name of a layer's file (or hard link) that a later layer removed from view."""
+
+    path: str
+    layer: int
+    by_layer: int
+    how: str
 
 
-def hidden_files(trees: Sequence[LayerTree]) -> list[HiddenFile]:
-    """Every regular file with bytes that a later layer removes from view, largest first."""
-    later_written: dict[str, int] = {}
-    later_deleted: dict[str, int] = {}  # whiteouts: the path and all below it
-    later_opaque: dict[str, int] = {}  # opaque dirs: all below it
-    later_files: dict[str, int] = {}  # non-directories: hide what was below them
+Key = tuple[int, str]  # (layer, path) of a regular file as its layer's tar stores it
+
+
+def hidden_from_removals(
+    removed: Mapping[Key, Removal],
+    sizes: Mapping[Key, int],
+    links: Mapping[Key, Iterable[str]],
+) -> list[HiddenFile]:
+    """The files whose every name was removed, each charged to the layer that removed the last.
+
+    ``removed``: every removed regular file and hard link by (layer, path); ``sizes``: the
+    bytes of each removed regular file; ``links``: same-layer hard link names by target.
+    """
     out: list[HiddenFile] = []
-    for tree in reversed(trees):
-        for path, entry in tree.entries.items():
-            if entry.kind is not EntryKind.FILE or entry.size == 0:
-                continue
-            hit = _hider(path, later_written, later_deleted, later_opaque, later_files)
-            if hit is not None:
-                out.append(HiddenFile(path, tree.index, entry.size, hit[0], hit[1]))
-        for path, entry in tree.entries.items():
-            later_written[path] = tree.index
-            if entry.kind is not EntryKind.DIR:
-                later_files[path] = tree.index
-        for path in tree.whiteouts:
-            later_deleted[path] = tree.index
-        for path in tree.opaque_dirs:
-            later_opaque[path] = tree.index
-    return sorted(out, key=lambda h: (-h.size, h.layer, h.path))
-
-
-def _hider(path: str, written: dict[str, int], deleted: dict[str, int],
-           opaque: dict[str, int], files: dict[str, int]) -> tuple[int, str] | None:
-    hits: list[tuple[int, str]] = []
-    if path in written:
-        hits.append((written[path], "overwritten"))
-    if path in deleted:
-        hits.append((deleted[path], "deleted"))
-    for anc in _ancestors(path):
-        if anc in deleted:
-            hits.append((deleted[anc], "deleted"))
-        if anc in opaque:
-            hits.append((opaque[anc], "deleted"))
-        w = files.get(anc)
-        if w is not None:
-            hits.append((w, "overwritten"))
-    return min(hits) if hits else None
+    for key, size in sizes.items():
+        last = removed[key]
+        for name in links.get(key, ()):
+            gone = removed.get((key[0], name))
+            if gone is None:
+                break  # a hard link still shows the bytes
+            if gone.by_layer > last.by_layer:
+                last = gone
+        else:
+            out.append(HiddenFile(key[1], key[0], last.by_layer, size, last.how))
+    return sorted(out, key=lambda h: (-h.size_bytes, h.path, h.layer))

@@ -2,15 +2,15 @@
 
 A ``LayerTree`` is what one streaming pass over a layer tar yields: the entries it adds or
 replaces, the paths it deletes (``.wh.NAME``), the directories it makes opaque
-(``.wh..wh..opq``) and the content an analysis asked to keep. ``FileTree.merge`` applies
-them in order with the OCI image-spec's rules, so the result is what a container sees.
+(``.wh..wh..opq``) and the content an analysis asked to keep. ``merge.merge_layers``
+applies them in order with the OCI image-spec's rules, so the result is what a container sees.
 """
 
 from __future__ import annotations
 
 import bisect
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from advisor.oci.model import Entry, EntryKind
@@ -51,39 +51,6 @@ class LayerTree:
         return sum(e.size for e in self.entries.values())
 
 
-def _has_ancestor_in(path: str, dirs: set[str]) -> bool:
-    i = path.find("/")
-    while i != -1:
-        if path[:i] in dirs:
-            return True
-        i = path.find("/", i + 1)
-    return False
-
-
-def _drop_hidden(
-    layer: LayerTree, files: dict[str, FileInfo], heads: dict[str, bytes], tails: dict[str, bytes]
-) -> None:
-    """Remove what ``layer`` hides from the lower layers, in one pass over the merged paths.
-
-    Hidden: a whiteout's path and everything under it, everything under an opaque directory
-    (not the directory itself), and everything under a directory this layer replaces with a
-    non-directory (OCI image-spec, "Changeset over existing files").
-    """
-    children_of = set(layer.opaque_dirs) | set(layer.whiteouts)
-    for path, entry in layer.entries.items():
-        old = files.get(path)
-        if old is not None and old.kind is EntryKind.DIR and entry.kind is not EntryKind.DIR:
-            children_of.add(path)
-    if not children_of:
-        return
-    whiteouts = layer.whiteouts
-    doomed = [p for p in files if p in whiteouts or _has_ancestor_in(p, children_of)]
-    for p in doomed:
-        del files[p]
-        heads.pop(p, None)
-        tails.pop(p, None)
-
-
 def _under(path: str, prefix: str) -> bool:
     return prefix == "" or path == prefix or path.startswith(prefix + "/")
 
@@ -109,24 +76,6 @@ class FileTree:
         for p in self._paths:
             sums.append(sums[-1] + self._files[p].size)
         self._sums = sums
-
-    # -- construction -------------------------------------------------------------------
-    @classmethod
-    def merge(cls, layers: Sequence[LayerTree]) -> FileTree:
-        files: dict[str, FileInfo] = {}
-        heads: dict[str, bytes] = {}
-        tails: dict[str, bytes] = {}
-        for layer in layers:
-            _drop_hidden(layer, files, heads, tails)
-            for path, entry in layer.entries.items():
-                files[path] = FileInfo.from_entry(entry, layer.index)
-                heads.pop(path, None)
-                tails.pop(path, None)
-                if path in layer.heads:
-                    heads[path] = layer.heads[path]
-                if path in layer.tails:
-                    tails[path] = layer.tails[path]
-        return cls(files, heads, tails)
 
     # -- lookups ---------------------------------------------------------------------------
     def __contains__(self, path: object) -> bool:

@@ -16,7 +16,7 @@ from advisor.advise.advice import build_advice
 from advisor.advise.facts.capture import capture_for
 from advisor.advise.facts.context import Context, ImageFacts
 from advisor.advise.facts.mlstack import cpu_torch_size
-from advisor.oci.filetree import FileTree, LayerTree
+from advisor.oci.filetree import LayerTree, merge_layers
 from advisor.oci.model import Entry, EntryKind
 from tests.advise.rules import fixtures as fx
 
@@ -76,7 +76,7 @@ def cuda_image() -> tuple[Context, int]:
             layer.entries[path] = Entry(path, EntryKind.FILE, len(data) if data is not None else int(spec))  # type: ignore[arg-type]
             if data is not None:
                 layer.heads[path] = data
-    ctx = Context(ImageFacts(reference="test:cuda"), (base, layer), FileTree.merge([base, layer]))
+    ctx = Context(ImageFacts(reference="test:cuda"), (base, layer), merge_layers([base, layer]).tree)
     return ctx, total
 
 

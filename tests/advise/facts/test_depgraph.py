@@ -5,13 +5,13 @@ from __future__ import annotations
 from advisor.advise.facts.depgraph import DepGraph, build_graph
 from advisor.advise.facts.distributions import scan_distributions
 from advisor.advise.facts.python_envs import scan_environments
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import merge_layers
 from tests.advise.localdir import layer_from_files
 from tests.advise.rules import fixtures as fx
 
 
 def _graph(files: fx.Files, python: str = "3.11", arch: str = "amd64") -> DepGraph:
-    tree = FileTree.merge([layer_from_files(files)])
+    tree = merge_layers([layer_from_files(files)]).tree
     return build_graph(scan_distributions(tree, scan_environments(tree)).distributions, python, arch)
 
 

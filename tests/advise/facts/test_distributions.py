@@ -11,7 +11,7 @@ import pytest
 
 from advisor.advise.facts.distributions import scan_distributions
 from advisor.advise.facts.python_envs import scan_environments
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import merge_layers
 from tests.advise.localdir import layer_from_directory, layer_from_files
 from tests.advise.rules import fixtures as fx
 
@@ -33,7 +33,7 @@ def venv_scan() -> tuple:
     site = Path(next(p for p in sys.path if p.endswith("site-packages")))
     # The whole venv: RECORDs also name ../../../bin scripts and binaries (ruff, dive).
     layer = layer_from_directory(Path(sys.prefix), "opt/venv")
-    tree = FileTree.merge([layer])
+    tree = merge_layers([layer]).tree
     envs = scan_environments(tree)
     return site, tree, envs, scan_distributions(tree, envs)
 
@@ -63,7 +63,7 @@ def test_namespace_package_counted_once_and_unowned_bytes() -> None:
     files = {**fx.nvidia("nvidia-cublas", "cublas", 1000), **fx.nvidia("nvidia-cudnn-cu13", "cudnn", 2000)}
     files[f"{fx.SITE}/nvidia/__init__.py"] = 50
     files[f"{fx.SITE}/stray_module.py"] = 777
-    tree = FileTree.merge([layer_from_files(files)])
+    tree = merge_layers([layer_from_files(files)]).tree
     scan = scan_distributions(tree, scan_environments(tree))
     by = {d.key: d for d in scan.distributions}
     shared = f"{fx.SITE}/nvidia/__init__.py"
@@ -86,7 +86,7 @@ def test_fallbacks_without_record() -> None:
         f"{site}/debian_thing.egg-info": "Name: debian-thing\nVersion: 1\n",
         "usr/bin/python3.11": 6_000_000,
     }
-    tree = FileTree.merge([layer_from_files(files)])
+    tree = merge_layers([layer_from_files(files)]).tree
     envs = scan_environments(tree)
     assert [(e.path, e.kind, e.python_version) for e in envs] == [(site, "system", "3.11")]
     by = {d.key: d for d in scan_distributions(tree, envs).distributions}
@@ -99,7 +99,7 @@ def test_fallbacks_without_record() -> None:
 def test_missing_record_files_are_not_counted() -> None:
     files = fx.dist("gone", "1.0", {"gone/__init__.py": 100, "gone/big.bin": 10_000})
     del files[f"{fx.SITE}/gone/big.bin"]
-    tree = FileTree.merge([layer_from_files(files)])
+    tree = merge_layers([layer_from_files(files)]).tree
     (d,) = scan_distributions(tree, scan_environments(tree)).distributions
     assert all(not p.endswith("big.bin") for p in d.files)
 

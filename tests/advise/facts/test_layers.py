@@ -13,7 +13,8 @@ from advisor.advise.facts.layers import (
     instruction,
     map_history,
 )
-from advisor.oci.filetree.dive import dive_efficiency, hidden_files
+from advisor.oci.filetree import merge_layers
+from advisor.oci.filetree.dive import dive_efficiency
 from advisor.oci.loader import open_image
 from advisor.oci.model import HistoryEntry
 from advisor.oci.tarball import FileSpec
@@ -131,7 +132,7 @@ def test_opaque_directory_hides_lower_files(tmp_path: Path) -> None:
     ref = make_image(tmp_path, layers)
     with open_image(ref) as image:
         trees = read_layers(image)
-    hidden = hidden_files(trees)
+    hidden = merge_layers(trees).hidden
     assert {(h.path, h.how, h.size_bytes) for h in hidden} == {
         ("app/a.py", "opaque", 40),
         ("app/sub/b.py", "opaque", 60),

@@ -13,7 +13,7 @@ import pytest
 
 from advisor.advise.advice import build_advice
 from advisor.advise.facts.context import Context, ImageFacts
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import merge_layers
 from tests.advise.localdir import layer_from_directory
 
 WHEEL_DIR = Path("/opt/pypi/files")
@@ -39,7 +39,7 @@ def _du(files: list[Path]) -> int:
 
 def test_target_install_sizes_match_du(stage: Path) -> None:
     layer = layer_from_directory(stage, "app/deps")
-    ctx = Context(ImageFacts(env=("PYTHONPATH=/app/deps",)), (layer,), FileTree.merge([layer]))
+    ctx = Context(ImageFacts(env=("PYTHONPATH=/app/deps",)), (layer,), merge_layers([layer]).tree)
     assert [(e.path, e.kind) for e in ctx.environments] == [("app/deps", "pythonpath")]
     for info in sorted(stage.glob("*.dist-info")):
         rows = list(csv.reader((info / "RECORD").read_text().splitlines()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from advisor.advise.facts.python_envs import scan_environments
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import merge_layers
 from tests.advise.localdir import layer_from_files
 from tests.advise.rules import fixtures as fx
 
@@ -21,7 +21,7 @@ def test_all_environment_kinds() -> None:
         "srv/lib/mod.py": 10,
         "usr/local/bin/python3.11": 10,
     }
-    tree = FileTree.merge([layer_from_files(files)])
+    tree = merge_layers([layer_from_files(files)]).tree
     envs = {e.path: (e.kind, e.python_version) for e in scan_environments(tree, ["PYTHONPATH=/srv/lib:/missing", "PATH=/x"])}
     assert envs == {
         fx.SITE: ("system", "3.11"),
@@ -35,5 +35,5 @@ def test_all_environment_kinds() -> None:
 
 
 def test_no_python_no_environment() -> None:
-    tree = FileTree.merge([layer_from_files({"etc/os-release": "ID=alpine\n", "bin/busybox": 900_000})])
+    tree = merge_layers([layer_from_files({"etc/os-release": "ID=alpine\n", "bin/busybox": 900_000})]).tree
     assert scan_environments(tree) == []

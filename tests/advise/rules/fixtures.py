@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from advisor.advise.facts.context import Context, ImageFacts
-from advisor.oci.filetree import FileTree
+from advisor.oci.filetree import merge_layers
 from advisor.oci.model import Entry, EntryKind, HistoryEntry
 from tests.advise.localdir import FileSpec, layer_from_files
 
@@ -63,7 +63,7 @@ class Img:
             trees.append(layer_from_files(fixed, i, whiteouts=self.whiteouts.get(i, ())))
         facts = ImageFacts(reference="test:fixture", env=tuple(self.env), cmd=self.cmd, working_dir=self.working_dir,
                            history=tuple(HistoryEntry(created_by=h, empty_layer=_empty(h)) for h in self.history))
-        return Context(facts, tuple(trees), FileTree.merge(trees))
+        return Context(facts, tuple(trees), merge_layers(trees).tree)
 
 
 def python_base() -> Files:

@@ -10,7 +10,7 @@ from advisor.advise.facts.context import Context, ImageFacts
 from advisor.advise.facts.secrets import find_secrets, redact, secret_capture
 from advisor.advise.rules.base import Finding, Severity
 from advisor.advise.rules.secrets import SecretsInLayers
-from advisor.oci.filetree import FileTree, LayerTree
+from advisor.oci.filetree import LayerTree, merge_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, Entry, EntryKind
 from advisor.oci.walk import CaptureFn, read_layers
@@ -42,7 +42,7 @@ def _advise(ref: str, capture: CaptureFn = _capture) -> tuple[list[Finding], lis
     with open_image(ref) as image:
         trees = read_layers(image, capture)
         facts = ImageFacts(reference=ref, env=tuple(image.config.env))
-    ctx = Context(facts, tuple(trees), FileTree.merge(trees))
+    ctx = Context(facts, tuple(trees), merge_layers(trees).tree)
     return SecretsInLayers().evaluate(ctx), trees
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.oci.filetree import FileTree, LayerTree
+from advisor.oci.filetree import LayerTree, merge_layers
 from advisor.oci.model import Entry, EntryKind
 
 D, F, L = EntryKind.DIR, EntryKind.FILE, EntryKind.SYMLINK
@@ -32,7 +32,7 @@ BASE = layer(0, {"a": (D, 0), "a/b": (F, 10), "a/c": (F, 5), "a/d": (D, 0), "a/d
     ],
 )
 def test_merge_rules(upper: LayerTree, visible: set[str], du_a: int) -> None:
-    tree = FileTree.merge([BASE, upper])
+    tree = merge_layers([BASE, upper]).tree
     assert {f.path for f in tree.iter_under("a")} == visible
     assert tree.du("a") == du_a
     assert tree.du("") == tree.total_size == sum(f.size for f in tree)
@@ -41,13 +41,13 @@ def test_merge_rules(upper: LayerTree, visible: set[str], du_a: int) -> None:
 
 
 def test_final_version_comes_from_the_top_layer() -> None:
-    tree = FileTree.merge([BASE, layer(1, {"a/b": (F, 100)})])
+    tree = merge_layers([BASE, layer(1, {"a/b": (F, 100)})]).tree
     info = tree.get("/a/b")
     assert info is not None and info.layer == 1 and info.size == 100
 
 
 def test_listdir_resolve_and_is_dir() -> None:
-    tree = FileTree.merge([BASE])
+    tree = merge_layers([BASE]).tree
     assert tree.listdir("a") == ["b", "c", "d"]
     assert tree.listdir("") == ["a", "a-b", "lib", "usr"]
     assert tree.resolve("/lib/x") == "usr/lib/x"
@@ -55,7 +55,7 @@ def test_listdir_resolve_and_is_dir() -> None:
 
 
 def test_symlink_loop_terminates() -> None:
-    tree = FileTree.merge([layer(0, {"x": (L, 0, "y"), "y": (L, 0, "x")})])
+    tree = merge_layers([layer(0, {"x": (L, 0, "y"), "y": (L, 0, "x")})]).tree
     assert tree.resolve("x/z") in {"x", "y"}
 
 
@@ -63,5 +63,5 @@ def test_merge_is_linear_on_many_whiteouts() -> None:
     n = 20_000
     lower = layer(0, {f"d{i}/f": (F, 1) for i in range(n)})
     upper = layer(1, {}, whiteouts={f"d{i}" for i in range(0, n, 2)})
-    tree = FileTree.merge([lower, upper])
+    tree = merge_layers([lower, upper]).tree
     assert len(tree) == n // 2 and tree.total_size == n // 2
