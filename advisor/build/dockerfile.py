@@ -1247,7 +1247,7 @@ def write_layout(layout: Path, stage: _Stage, tag: str) -> str:
 
 def _layer_tar_sizes(stage: _Stage) -> list[LayerInfo]:
     """Fill the uncompressed size of base layers (unknown until their blobs are read once)."""
-    from advisor.oci.walk import open_decompressed
+    from advisor.oci.pump import open_decompressed
 
     out = []
     for i, layer in enumerate(stage.layers):

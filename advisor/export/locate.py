@@ -109,7 +109,7 @@ def materialize_model_from_image(image: Image, path: str, dest: Path,
     holds real files under their snapshot names. Sub-folders are not copied: a model folder
     is flat.
     """
-    from advisor.oci.walk import extract_paths
+    from advisor.oci.extract import extract_paths
 
     tree = tree if tree is not None else merged_tree(image)
     folder = tree.resolve(path.strip("/"))

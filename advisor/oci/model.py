@@ -9,7 +9,7 @@ leading ``/`` or ``./`` (the root itself is never an entry).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -53,6 +53,9 @@ class Capture:
 
     head: int
     tail: int = 0
+    # Shrinks what was captured to what the analysis reads (e.g. an ELF file's tail to its
+    # section table), called once per file while the layer streams past: ``(head, tail, size)``.
+    trim: Callable[[bytes, bytes, int], tuple[bytes, bytes]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

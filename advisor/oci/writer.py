@@ -165,7 +165,7 @@ def _copy_base_layer(
     try:
         with base.source.open_blob(layer.blob) as src, tmp.open("wb") as out:
             if uncompressed:
-                from advisor.oci.walk import open_decompressed
+                from advisor.oci.pump import open_decompressed
 
                 digest, size = copy_stream(open_decompressed(src, layer.compression), out)
                 _drain(src)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 import build  # noqa: E402
 
 from advisor.build import dockerfile as df  # noqa: E402
-from advisor.oci.walk import open_decompressed  # noqa: E402
+from advisor.oci.pump import open_decompressed  # noqa: E402
 
 SITE = "usr/local/lib/python3.11/dist-packages/"
 VENV_SITE = "opt/venv/lib/python3.11/site-packages/"

@@ -6,23 +6,22 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from advisor.errors import BadInputError, DigestMismatchError
+from advisor.oci.extract import extract_paths
 from advisor.oci.filetree import merge_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, EntryKind
+from advisor.oci.pump import detect_compression
+from advisor.oci.tar import normalise_path
 from advisor.oci.tarball import BuiltLayer, FileSpec, build_layer
-from advisor.oci.walk import (
-    detect_compression,
-    extract_paths,
-    normalise_path,
-    read_layers,
-    walk_layer,
-)
+from advisor.oci.walk import read_layers, walk_layer
 from advisor.oci.writer import write_image
 from tests.oci.helpers import make_image
 
@@ -172,6 +171,49 @@ def test_truncated_seekable_file_is_bad_input(tmp_path: Path) -> None:
     path.write_bytes(raw[: big + 512 + 1000])  # cut inside big.so's body: seek goes past EOF
     with path.open("rb") as fh, pytest.raises(BadInputError):
         walk_layer(fh, 0, "none")
+
+
+def _two_files() -> bytes:
+    """A tar of "a" (6 bytes) then "b" (700 bytes), its end-of-archive blocks cut off."""
+    raw = _tar_bytes([(_info("a", 6), b"hello\n"), (_info("b", 700), b"b" * 700)], tarfile.USTAR_FORMAT)
+    return raw[: 512 + 512 + 512 + 1024]  # a, its padded block, b's header, b's two blocks
+
+
+@pytest.mark.parametrize(
+    ("cut", "ok"),
+    [
+        (512 + 512, True),  # at an entry boundary, no end-of-archive blocks
+        (512 + 512 + 512 + 700, True),  # right after the last file's data: no padding
+        (512 + 512 + 512 + 900, True),  # inside the last file's padding
+        (512 + 512 + 200, False),  # inside b's header
+        (512 + 512 + 512 + 699, False),  # inside b's data
+        (512 + 3, False),  # inside a's data
+    ],
+)
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_a_tar_may_end_at_an_entry_or_in_its_padding(cut: int, ok: bool, compression: str) -> None:
+    raw = _two_files()[:cut]
+    blob = gzip.compress(raw) if compression == "gzip" else raw
+    if not ok:
+        with pytest.raises(BadInputError, match="truncated"):
+            walk_layer(io.BytesIO(blob), 0, compression)  # type: ignore[arg-type]
+        return
+    tree = walk_layer(io.BytesIO(blob), 0, compression)  # type: ignore[arg-type]
+    assert sorted(tree.entries) == (["a", "b"] if cut > 1024 else ["a"])
+
+
+@pytest.mark.skipif(shutil.which("umoci") is None, reason="umoci is not installed (scripts/setup.sh)")
+def test_a_layer_umoci_insert_wrote_is_read(tmp_path: Path) -> None:
+    # umoci 0.4 writes the last file unpadded and no end-of-archive blocks (issue 18)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"hello\n")
+    layout = tmp_path / "layout"
+    for argv in (["init", "--layout", str(layout)], ["new", "--image", f"{layout}:t"],
+                 ["insert", "--image", f"{layout}:t", str(tmp_path / "src"), "/data"]):
+        subprocess.run(["umoci", *argv], check=True, capture_output=True)
+    with open_image(f"oci:{layout}:t") as image:
+        (tree,) = read_layers(image, capture=lambda e: Capture(head=64))
+    assert tree.entries["data/f"].size == 6 and tree.heads["data/f"] == b"hello\n"
 
 
 def test_bad_checksum_is_bad_input() -> None:

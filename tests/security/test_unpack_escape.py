@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from advisor.errors import AdvisorError, BadInputError
+from advisor.oci.extract import extract_paths
 from advisor.oci.loader import open_image
-from advisor.oci.walk import extract_paths
 from advisor.oci.writer import write_image
 from tests.oci.helpers import FileSpec, make_image
 from tests.security.craft import member, tar, write_layout

@@ -88,17 +88,27 @@ class VerifiedStream(io.RawIOBase):
         if self._done or len(view) == 0:
             return 0
         want = min(len(view), self._descriptor.size - self._seen + 1)
-        chunk = self._raw.read(want)
-        if not chunk:
+        n = self._fill(view[:want])
+        if not n:
             self._finish()
             return 0
-        self._seen += len(chunk)
+        self._seen += n
         if self._seen > self._descriptor.size:
             raise BadInputError(
                 f"{self._what} is longer than the {self._descriptor.size} bytes its descriptor says",
                 hint="the image is corrupt or was tampered with; fetch or rebuild it",
             )
-        self._hash.update(chunk)
+        self._hash.update(view[:n])  # large buffers: hashlib releases the GIL
+        return n
+
+    def _fill(self, view: memoryview) -> int:
+        """Read into ``view`` directly when the raw stream can (no copy), else copy."""
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            return int(readinto(view) or 0)
+        chunk = self._raw.read(len(view))
+        if not chunk:
+            return 0
         view[: len(chunk)] = chunk
         return len(chunk)
 
@@ -157,10 +167,9 @@ class FileSection(io.RawIOBase):
         n = min(len(view), self._size - self._pos)
         if n <= 0:
             return 0
-        chunk = os.pread(self._fd, n, self._offset + self._pos)
-        view[: len(chunk)] = chunk
-        self._pos += len(chunk)
-        return len(chunk)
+        got = os.preadv(self._fd, [view[:n]], self._offset + self._pos)
+        self._pos += got
+        return got
 
 
 def open_verified(

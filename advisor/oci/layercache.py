@@ -1,0 +1,154 @@
+"""Walked layers kept on disk by diff_id, so a layer seen once is never read again.
+
+A layer's walk (its entries, whiteouts and captured content) depends only on its bytes, named
+by its diff_id, and on the code that walks it and chooses what to capture. ``LayerCache``
+stores each ``LayerTree`` under ``$ADVISOR_CACHE/layers/<version>/<diff_id hex>``, where
+``version`` is a digest of that code (``code_version``): a change to the walk or to a capture
+rule starts a new cache, and the old entries are never read again. A second advise of an image,
+or of another image on the same base, reads only the layers it has not seen.
+
+Only verified layers are stored: ``read_layers`` puts a tree after the whole blob was read
+through its digest check, and a compressed layer's tar is hashed too, against its diff_id
+(``walk_layer(verify_diff_id=...)``), so no image can file bytes under another layer's name.
+Entries are written to a temporary file and renamed (concurrent runs never see half of one),
+mode 0600 (captures may hold the small secret files ``sec-secrets-in-layers`` reports), and
+read back only when their checksum, version and diff_id match; anything else is a miss, and
+the walk rewrites it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from advisor.fsutil import write_bytes_atomic
+from advisor.oci.filetree import LayerTree
+from advisor.oci.model import Entry, EntryKind, Layer
+
+FORMAT = 1
+_MAGIC = b"advisor-layer\n"
+_KINDS = list(EntryKind)
+_KIND_CODE = {kind: i for i, kind in enumerate(_KINDS)}
+
+
+def default_root() -> Path:
+    """``$ADVISOR_CACHE/layers`` (default ``~/.cache/advisor/layers``)."""
+    base = os.environ.get("ADVISOR_CACHE") or str(Path.home() / ".cache" / "advisor")
+    return Path(base) / "layers"
+
+
+def code_version(modules: Iterable[ModuleType | str]) -> str:
+    """A digest of the source of ``modules`` (and of the walk and this module): any change to
+    how layers are read, what is captured or how it is stored gives a new version."""
+    h = hashlib.sha256(f"format {FORMAT}\n".encode())
+    names = {"advisor.oci.walk", "advisor.oci.tar", "advisor.oci.model", "advisor.oci.filetree.tree",
+             __name__, *(m if isinstance(m, str) else m.__name__ for m in modules)}
+    for name in sorted(names):
+        module = sys.modules.get(name) or __import__(name, fromlist=["_"])
+        source = getattr(module, "__file__", None)
+        h.update(name.encode() + b"\0")
+        h.update(Path(source).read_bytes() if source else b"")
+    return h.hexdigest()[:20]
+
+
+def _encode(tree: LayerTree) -> bytes:
+    entries = list(tree.entries.values())
+    blobs: list[bytes] = []
+    captured = []
+    for which, store in (("h", tree.heads), ("t", tree.tails)):
+        for path, data in store.items():
+            captured.append([which, path, len(data)])
+            blobs.append(data)
+    meta = {
+        "paths": [e.path for e in entries],
+        "kinds": [_KIND_CODE[e.kind] for e in entries],
+        "sizes": [e.size for e in entries],
+        "modes": [e.mode for e in entries],
+        "uids": [e.uid for e in entries],
+        "gids": [e.gid for e in entries],
+        "mtimes": [e.mtime for e in entries],
+        "links": {i: e.link for i, e in enumerate(entries) if e.link},
+        "whiteouts": sorted(tree.whiteouts),
+        "opaque": sorted(tree.opaque_dirs),
+        "captured": captured,
+    }
+    text = json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+def _decode(payload: bytes, index: int) -> LayerTree:
+    (n,) = struct.unpack_from("<Q", payload)
+    meta: dict[str, Any] = json.loads(payload[8 : 8 + n].decode("utf-8", "surrogateescape"))
+    links = {int(k): v for k, v in meta["links"].items()}
+    tree = LayerTree(index, whiteouts=set(meta["whiteouts"]), opaque_dirs=set(meta["opaque"]))
+    columns = zip(meta["paths"], meta["kinds"], meta["sizes"], meta["modes"], meta["uids"],
+                  meta["gids"], meta["mtimes"], strict=True)
+    for i, (path, kind, size, mode, uid, gid, mtime) in enumerate(columns):
+        tree.entries[path] = Entry(path, _KINDS[kind], size, mode, uid, gid, links.get(i, ""), mtime)
+    at = 8 + n
+    for which, path, length in meta["captured"]:
+        (tree.heads if which == "h" else tree.tails)[path] = payload[at : at + length]
+        at += length
+    if at != len(payload):
+        raise ValueError("captured content does not add up")
+    return tree
+
+
+class LayerCache:
+    """``LayerTree``s by diff_id for one ``version`` of the walk and its captures."""
+
+    def __init__(self, version: str, root: Path | None = None) -> None:
+        self.version = version
+        self.dir = (root or default_root()) / version
+
+    def _path(self, diff_id: str) -> Path | None:
+        algorithm, _, hexpart = diff_id.partition(":")
+        if algorithm != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            return None
+        return self.dir / hexpart
+
+    def _header(self, diff_id: str) -> bytes:
+        return _MAGIC + f"{self.version} {diff_id}\n".encode()
+
+    def get(self, layer: Layer) -> LayerTree | None:
+        """The cached tree of ``layer`` (renumbered to its index), or None: absent, another
+        version, or damaged in any way."""
+        path = self._path(layer.diff_id)
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        header = self._header(layer.diff_id)
+        body = data[len(header) + 32 :]
+        if not data.startswith(header) or data[len(header) : len(header) + 32] != hashlib.sha256(body).digest():
+            return None
+        try:
+            import zstandard
+
+            return _decode(zstandard.ZstdDecompressor().decompress(body), layer.index)
+        except Exception:  # a damaged entry is a miss, whatever broke
+            return None
+
+    def put(self, layer: Layer, tree: LayerTree) -> None:
+        """Store ``tree`` (walked from ``layer``'s verified bytes); failing to is no error."""
+        path = self._path(layer.diff_id)
+        if path is None:
+            return
+        import zstandard
+
+        body = zstandard.ZstdCompressor(level=3).compress(_encode(tree))
+        data = self._header(layer.diff_id) + hashlib.sha256(body).digest() + body
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_bytes_atomic(path, data, mode=0o600)
+        except OSError:
+            return  # a read-only or full cache only costs the next run its speed
