@@ -53,13 +53,15 @@ def advise(
                                                            "(repeatable).")] = None,
     platform: PlatformOpt = None,
     insecure: InsecureOpt = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Read every layer, even those the "
+                                           "layer cache ($ADVISOR_CACHE/layers) has seen.")] = False,
 ) -> None:
     """Show where every byte of IMAGE goes and what to fix, with the bytes each fix saves."""
 
     def body() -> None:
         from advisor.advise.advice import AdviseOptions
         from advisor.advise.advice import advise as run_advise
-        from advisor.advise.facts.capture import capture_for
+        from advisor.advise.facts.capture import capture_cache, capture_for
         from advisor.advise.facts.layers import analyze_layers
         from advisor.advise.fixes import write_fixes as write_fix_files
         from advisor.advise.rules.gate import gate
@@ -79,7 +81,8 @@ def advise(
             img = open_image(image, platform=parse_platform(platform), insecure=insecure)
             try:
                 trees = read_layers(
-                    img, capture=capture_for, progress=lambda done, total: progress(done, total, "reading layers")
+                    img, capture=capture_for, progress=lambda done, total: progress(done, total, "reading layers"),
+                    cache=None if no_cache else capture_cache(),
                 )
                 progress(0, 0, "analysing")
                 report = analyze_layers(img, trees)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 
 from advisor.advise.facts.secrets import secret_capture
+from advisor.oci.layercache import LayerCache, code_version
 from advisor.oci.model import Capture, Entry, EntryKind
 
 # A metadata file larger than this is not metadata any more: keep the head only.
@@ -102,3 +103,9 @@ def capture_for(entry: Entry) -> Capture | None:
         or _content_capture(entry, path, name)
         or secret_capture(entry)  # small key/credential/.env files, for sec-secrets-in-layers
     )
+
+
+def capture_cache() -> LayerCache:
+    """The layer cache for walks made with ``capture_for``: versioned with this module, the
+    secret and ELF capture rules it uses, and the walk itself."""
+    return LayerCache(code_version([__name__, "advisor.advise.facts.secrets", "advisor.advise.facts.elf"]))
