@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 
+from advisor.advise.facts.elf import trim_capture
 from advisor.advise.facts.secrets import secret_capture
 from advisor.oci.layercache import LayerCache, code_version
 from advisor.oci.model import Capture, Entry, EntryKind
@@ -75,7 +76,7 @@ def _system_capture(entry: Entry, path: str, name: str) -> Capture | None:
 
 def _content_capture(entry: Entry, path: str, name: str) -> Capture | None:
     if is_shared_object(name):
-        return Capture(head=ELF_HEAD, tail=ELF_TAIL)
+        return Capture(head=ELF_HEAD, tail=ELF_TAIL, trim=trim_capture)
     if name == "config.json" and entry.size <= 1024 * 1024:
         return _whole(entry)
     if "/huggingface/hub/" in path and "/blobs/" in path and entry.size <= APP_SOURCE_MAX:

@@ -108,3 +108,28 @@ def parse_elf(head: bytes | None, tail: bytes | None, size: int) -> ElfInfo | No
         _n, _t, off, sz, _l = raw[shstrndx]
         strtab = _slice(head, tail or b"", size, off, sz)
     return ElfInfo(tuple(Section(_name(strtab, n), t, o, s, lk) for n, t, o, s, lk in raw))
+
+
+def trim_capture(head: bytes, tail: bytes, size: int) -> tuple[bytes, bytes]:
+    """The part of a captured tail that ``parse_elf`` reads: from the section-name table or
+    the section header table (whichever comes first) to the end; nothing for a non-ELF file.
+
+    Shared objects are captured with a 64 KiB tail to be sure to hold both tables, which are
+    typically 3 KiB: keeping only those makes an image with thousands of ``.so`` files cost
+    megabytes of memory (and of layer cache) instead of hundreds. ``parse_elf`` gives the same
+    answer on the trimmed capture as on the whole one.
+    """
+    hdr = _header(head)
+    if hdr is None:
+        return head, b""
+    kind, shoff, shentsize, shnum, shstrndx = hdr
+    start = size - len(tail)
+    table = _slice(head, tail, size, shoff, shentsize * shnum)
+    if table is None or shnum == 0 or shoff < start:
+        return head, tail if table is not None else b""
+    keep = shoff
+    if shstrndx < shnum:
+        _n, _t, off, sz, _l = _section(table[shstrndx * shentsize:(shstrndx + 1) * shentsize], kind)
+        if start <= off and off + sz <= size:
+            keep = min(keep, off)
+    return head, tail[keep - start:]
