@@ -91,7 +91,7 @@ def _decode(payload: bytes, index: int) -> LayerTree:
     columns = zip(meta["paths"], meta["kinds"], meta["sizes"], meta["modes"], meta["uids"],
                   meta["gids"], meta["mtimes"], strict=True)
     for i, (path, kind, size, mode, uid, gid, mtime) in enumerate(columns):
-        tree.entries[path] = Entry(path, _KINDS[kind], size, mode, uid, gid, links.get(i, ""), mtime)
+        tree.entries[path] = Entry(path, _KINDS[kind], size, mode, uid, gid, links.get(i, ""), mtime, index)
     at = 8 + n
     for which, path, length in meta["captured"]:
         (tree.heads if which == "h" else tree.tails)[path] = payload[at : at + length]

@@ -30,7 +30,9 @@ class Entry:
 
     ``size`` is the content length for regular files and 0 for everything else (a hardlink
     carries no bytes of its own in a tar). ``link`` is the target of a symlink (as written)
-    or of a hardlink (normalised like ``path``).
+    or of a hardlink (normalised like ``path``). ``layer`` is the index of the layer the
+    member comes from: the merged tree holds the same objects as the layers (one record per
+    file, however many views), so it says where each final version lives.
     """
 
     path: str
@@ -41,6 +43,7 @@ class Entry:
     gid: int = 0
     link: str = ""
     mtime: int = 0
+    layer: int = -1
 
 
 @dataclass(frozen=True, slots=True)

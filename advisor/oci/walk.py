@@ -49,8 +49,11 @@ _KINDS = {
 _FILE = EntryKind.FILE
 
 
-def _record(tree: LayerTree, header: Header, path: str) -> Entry | None:
-    """Put one member into ``tree``: whiteout, opaque marker or entry. Returns the entry."""
+def _record(tree: LayerTree, header: Header, path: str, same: dict[int, int]) -> Entry | None:
+    """Put one member into ``tree``: whiteout, opaque marker or entry. Returns the entry.
+
+    Modes and mtimes repeat across a layer's files: ``same`` keeps one int object of each.
+    """
     parent, _, base = path.rpartition("/")
     if base.startswith(WHITEOUT_PREFIX):
         if base == OPAQUE_MARKER:
@@ -67,10 +70,12 @@ def _record(tree: LayerTree, header: Header, path: str) -> Entry | None:
         link = normalise_path(link)
     size = header.size if kind is _FILE else 0
     entry = Entry(
-        path, kind, size, header.mode & 0o7777, header.uid, header.gid, link, header.mtime
+        path, kind, size, same.setdefault(header.mode & 0o7777, header.mode & 0o7777),
+        header.uid, header.gid, link, same.setdefault(header.mtime, header.mtime), tree.index,
     )
     tree.entries[path] = entry
     return entry
+
 
 
 @dataclass(slots=True)
@@ -117,9 +122,10 @@ def _walk_chunks(
     chunks: ChunkReader, tree: LayerTree, capture: CaptureFn | None, budget: _Budget
 ) -> None:
     what = f"layer {tree.index}"
+    same: dict[int, int] = {}
     for header in iter_headers(chunks, what):
         path = normalise_path(header.name)
-        entry = _record(tree, header, path) if path else None
+        entry = _record(tree, header, path, same) if path else None
         size = header.size
         cap = capture(entry) if capture and entry and entry.kind is _FILE and size else None
         if cap is None:

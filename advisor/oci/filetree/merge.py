@@ -20,7 +20,7 @@ Opaque directories hide before whiteouts, whiteouts before overwrites, when seve
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from advisor.oci.filetree.hidden import (
     DELETED,
@@ -134,7 +134,9 @@ class _Stack:
             old = self.files.get(path)
             if old is not None and not (old.kind is _DIR and entry.kind is _DIR):
                 self.drop(path, layer.index, OVERWRITTEN)
-            self.files[path] = FileInfo.from_entry(entry, layer.index)
+            if entry.layer != layer.index:  # a tree built by hand, not by the walk
+                entry = replace(entry, layer=layer.index)
+            self.files[path] = entry
             if path in layer.heads:
                 self.heads[path] = layer.heads[path]
             if path in layer.tails:

@@ -15,23 +15,7 @@ from dataclasses import dataclass, field
 
 from advisor.oci.model import Entry, EntryKind
 
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    """A path of the merged filesystem, and the layer its final version comes from."""
-
-    path: str
-    kind: EntryKind
-    size: int
-    layer: int
-    mode: int = 0o644
-    uid: int = 0
-    gid: int = 0
-    link: str = ""
-
-    @classmethod
-    def from_entry(cls, entry: Entry, layer: int) -> FileInfo:
-        return cls(entry.path, entry.kind, entry.size, layer, entry.mode, entry.uid, entry.gid, entry.link)
+FileInfo = Entry  # a path of the merged filesystem: the entry of the layer it comes from
 
 
 @dataclass(slots=True)
