@@ -155,14 +155,19 @@ def _top(items: Iterable[PathSize], n: int) -> tuple[PathSize, ...]:
 
 
 def _dir_sizes(files: Iterable[tuple[str, int]]) -> dict[str, int]:
-    sizes: dict[str, int] = {}
+    """Bytes under every directory: summed per parent first, then up from each directory
+    (there are far fewer directories than files)."""
+    direct: dict[str, int] = {}
     for path, size in files:
-        if size <= 0:
-            continue
-        parent = path.rpartition("/")[0]
-        while parent:
-            sizes[parent] = sizes.get(parent, 0) + size
-            parent = parent.rpartition("/")[0]
+        if size > 0:
+            parent = path.rpartition("/")[0]
+            if parent:
+                direct[parent] = direct.get(parent, 0) + size
+    sizes: dict[str, int] = {}
+    for directory, size in direct.items():
+        while directory:
+            sizes[directory] = sizes.get(directory, 0) + size
+            directory = directory.rpartition("/")[0]
     return sizes
 
 

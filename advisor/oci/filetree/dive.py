@@ -19,6 +19,7 @@ byte, quirks included, so both tools print the same numbers for the same image:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -137,17 +138,17 @@ class _Eff:
 
 
 def dive_efficiency(trees: Sequence[LayerTree]) -> tuple[float, int, list[Inefficiency]]:
-    """dive 0.13's (efficiency, wasted bytes, inefficient paths) for these layers."""
-    dive_trees = [_dive_tree(t) for t in trees]
+    """dive 0.13's (efficiency, wasted bytes, inefficient paths) for these layers.
+
+    One pass over each layer's leaves. Only whiteout leaves need dive's stacked tree of the
+    layers below, so it is replayed for each of them on the few paths that can touch it (at or
+    under the whiteout's target, and whiteouts of its parents): the same trie code on a filtered
+    stack, hence the same answer as stacking whole layers, without building them.
+    """
     data: dict[str, _Eff] = {}
-    stacked: _Node | None = None
-    for idx, tree in enumerate(dive_trees):
-        if idx == 0:
-            stacked = tree.copy()
-        else:
-            assert stacked is not None
-            _dive_stack(stacked, dive_trees[idx - 1])
-        _visit_leaves(tree, stacked, data)
+    stack = _Stack(trees)
+    for idx, tree in enumerate(trees):
+        _visit(tree, [stack.below(idx, w) for w in sorted(tree.whiteouts)], data)
     minimum = sum(d.minimum for d in data.values())
     cumulative = sum(d.cumulative for d in data.values())
     score = 1.0 if cumulative == 0 else minimum / cumulative
@@ -156,20 +157,79 @@ def dive_efficiency(trees: Sequence[LayerTree]) -> tuple[float, int, list[Ineffi
     return score, sum(i.size_bytes for i in wasteful), wasteful
 
 
-def _visit_leaves(tree: _Node, stacked: _Node | None, data: dict[str, _Eff]) -> None:
-    for raw_path, node in tree.walk(""):
-        if node.children:
-            continue
-        path = _dive_path(raw_path)
+def _marker(path: str) -> str:
+    parent, _, name = path.rpartition("/")
+    return f"{parent}/{_WH}{name}" if parent else _WH + name
+
+
+def _leaves(tree: LayerTree) -> list[tuple[str, str, int]]:
+    """(node path, path, size) of every leaf of ``tree``'s dive tree; whiteouts' size -1."""
+    nodes: dict[str, tuple[str, int]] = {p: (p, e.size) for p, e in tree.entries.items()}
+    for d in tree.opaque_dirs:
+        if d:
+            nodes[d] = (d, 0)  # the opaque marker's empty payload replaces the entry's
+    for w in tree.whiteouts:
+        nodes[_marker(w)] = (w, -1)
+    inner: set[str] = set()
+    for path in nodes:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in inner:
+            inner.add(parent)
+            parent = parent.rpartition("/")[0]
+    return [(raw, path, size) for raw, (path, size) in nodes.items() if raw not in inner]
+
+
+def _visit(tree: LayerTree, below: list[int | None], data: dict[str, _Eff]) -> None:
+    """Add ``tree``'s leaves to ``data`` as dive's visitor does; ``below`` sizes its whiteouts
+    (sorted), None where the path is missing below: dive stops the layer's visit there."""
+    leaves = _leaves(tree)
+    sizes = dict(zip(sorted(tree.whiteouts), below, strict=True))
+    if None in below:  # order matters: dive visits leaves depth first, names in byte order
+        leaves.sort(key=lambda leaf: leaf[0].split("/"))
+    for _raw, path, size in leaves:
         eff = data.setdefault(path, _Eff())
-        if node.whiteout:
-            below = stacked.get(path) if stacked is not None else None
-            if below is None:
+        if size < 0:
+            found = sizes[path]
+            if found is None:
                 return  # dive's visitor errors out here and skips the rest of the layer
-            size = _subtree_size(below) if below.is_dir else 0
-        else:
-            size = node.size
+            size = found
         eff.cumulative += size
         if eff.minimum < 0 or size < eff.minimum:
             eff.minimum = size
         eff.count += 1
+
+
+class _Stack:
+    """dive's stacked trees below each layer, replayed one whiteout target at a time."""
+
+    def __init__(self, trees: Sequence[LayerTree]) -> None:
+        self.trees = trees
+        self.paths = [sorted(t.entries) for t in trees]
+
+    def _near(self, i: int, target: str) -> LayerTree:
+        """Layer ``i`` cut down to what can touch ``target`` in dive's stacked tree."""
+        tree, paths = self.trees[i], self.paths[i]
+        lo = bisect.bisect_left(paths, target)
+        hi = bisect.bisect_left(paths, target + "0")  # "0" is the character after "/"
+        under = [p for p in paths[lo:hi] if p == target or p.startswith(target + "/")]
+
+        def near(p: str) -> bool:
+            return p == target or p.startswith(target + "/") or target.startswith(p + "/")
+
+        return LayerTree(
+            tree.index,
+            {p: tree.entries[p] for p in under},
+            {w for w in tree.whiteouts if near(w)},
+            {d for d in tree.opaque_dirs if d and (d == target or d.startswith(target + "/"))},
+        )
+
+    def below(self, idx: int, target: str) -> int | None:
+        """dive's size for a whiteout of ``target`` in layer ``idx``, None when it finds none."""
+        near = [_dive_tree(self._near(i, target)) for i in range(max(idx, 1))]
+        stacked = near[0].copy()
+        for tree in near[:idx]:
+            _dive_stack(stacked, tree)
+        node = stacked.get(target)
+        if node is None:
+            return None
+        return _subtree_size(node) if node.is_dir else 0

@@ -61,6 +61,12 @@ class _Roots:
     def __bool__(self) -> bool:
         return bool(self.opaque or self.whiteout or self.replaced_dir or self.nondir_parent)
 
+    def tops(self) -> set[str]:
+        """First components of every root ("" when the root itself is opaque): a path under
+        none of them cannot be hidden, whatever else it holds."""
+        every = self.opaque | self.whiteout | self.replaced_dir | self.nondir_parent
+        return {r.partition("/")[0] for r in every}
+
 
 def _how(path: str, roots: _Roots) -> str | None:
     """Why ``path`` (of the lower layers) leaves the view, or None when it stays."""
@@ -127,7 +133,11 @@ class _Stack:
     def apply(self, layer: LayerTree) -> None:
         roots = self.roots(layer)
         if roots:
-            doomed = [(p, how) for p in self.files if (how := _how(p, roots)) is not None]
+            tops = roots.tops()
+            everywhere = "" in tops
+            doomed = [(p, how) for p in self.files
+                      if everywhere or p.partition("/")[0] in tops
+                      if (how := _how(p, roots)) is not None]
             for path, how in doomed:
                 self.drop(path, layer.index, how)
         for path, entry in layer.entries.items():
