@@ -1,140 +1,22 @@
 """The trie model of dive 0.13's efficiency that advisor shipped until the single-pass one,
-kept as the reference the new one is tested against (it was checked against the dive binary).
-
-``efficiency`` and ``wasted_bytes`` follow dive 0.13 (``filetree/efficiency.go``) to the
-byte, quirks included, so both tools print the same numbers for the same image:
-
-* each layer is a tree of its tar entries; parents missing from the tar become implicit
-  nodes with an empty payload (size 0, *not* a directory), ``.wh.NAME`` markers are nodes
-  named ``.wh.NAME`` whose path is ``NAME``, and opaque markers (``.wh..wh..opq``) are
-  dropped: dive does not apply them;
-* only the leaves of each layer's tree are visited (depth first, children in byte order);
-  a leaf adds its size to its path's cumulative size and lowers the path's minimum;
-* a whiteout leaf is sized from the stacked tree of the layers below (dive stacks
-  ``trees[0]`` onto a copy of itself, then ``trees[1..i-1]``): the sum of every node under
-  it if that node was a directory, else 0; when the path is missing below, dive aborts the
-  rest of that layer's visit and leaves the path with a minimum of -1;
-* ``efficiency = sum(minimum) / sum(cumulative)`` over every path (1.0 when nothing was seen);
-  ``wasted_bytes`` = the sum of the cumulative sizes of the paths seen in two or more layers.
+kept as the reference the new one is tested against (it was checked against the dive binary):
+every layer built as a whole trie and stacked whole, every leaf visited in trie order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
+from advisor.oci.filetree.dive import (
+    Inefficiency,
+    _dive_path,
+    _dive_stack,
+    _dive_tree,
+    _Eff,
+    _Node,
+    _subtree_size,
+)
 from advisor.oci.filetree.tree import LayerTree
-from advisor.oci.model import EntryKind
-
-_WH = ".wh."
-
-
-@dataclass(frozen=True, slots=True)
-class Inefficiency:
-    """A path dive counts as wasted: seen in ``count`` layers, ``size_bytes`` in total."""
-
-    path: str
-    count: int
-    size_bytes: int
-
-
-class _Node:
-    """A trie node: a path component, its payload and children."""
-
-    __slots__ = ("children", "is_dir", "size", "whiteout")
-
-    def __init__(self, size: int = 0, is_dir: bool = False, whiteout: bool = False):
-        self.children: dict[str, _Node] = {}
-        self.size = size
-        self.is_dir = is_dir
-        self.whiteout = whiteout
-
-    def walk(self, prefix: str) -> Iterator[tuple[str, _Node]]:
-        """Every node below (children first, names in byte order), with its path."""
-        for name in sorted(self.children):
-            child = self.children[name]
-            path = f"{prefix}/{name}" if prefix else name
-            yield from child.walk(path)
-            yield path, child
-
-    def get(self, path: str) -> _Node | None:
-        node: _Node | None = self
-        for part in path.split("/"):
-            if node is None:
-                return None
-            node = node.children.get(part)
-        return node
-
-    def copy(self) -> _Node:
-        new = _Node(self.size, self.is_dir, self.whiteout)
-        new.children = {k: v.copy() for k, v in self.children.items()}
-        return new
-
-
-def _pop(root: _Node, path: str) -> _Node | None:
-    parent_path, _, name = path.rpartition("/")
-    parent = root.get(parent_path) if parent_path else root
-    return parent.children.pop(name, None) if parent is not None else None
-
-
-# -- dive's efficiency ---------------------------------------------------------------------------
-
-
-def _dive_tree(tree: LayerTree) -> _Node:
-    """A layer as dive's tree: entries, ``.wh.`` nodes, implicit parents with empty payloads."""
-    root = _Node(is_dir=True)
-    items: list[tuple[str, _Node]] = []
-    for e in tree.entries.values():
-        items.append((e.path, _Node(e.size, e.kind is EntryKind.DIR)))
-    for w in tree.whiteouts:
-        parent, _, name = w.rpartition("/")
-        marker = f"{parent}/{_WH}{name}" if parent else _WH + name
-        items.append((marker, _Node(whiteout=True)))
-    for d in tree.opaque_dirs:
-        if d:
-            items.append((d, _Node()))  # the marker makes its parents implicit nodes
-    for path, payload in sorted(items, key=lambda i: i[0]):
-        _dive_add(root, path, payload)
-    return root
-
-
-def _dive_add(root: _Node, path: str, payload: _Node | None) -> None:
-    """dive's ``AddPath``: implicit parents get an empty payload; the end node takes ``payload``."""
-    parts = path.split("/")
-    cur = root
-    for i, part in enumerate(parts):
-        nxt = cur.children.get(part)
-        if nxt is None:
-            nxt = cur.children[part] = _Node()
-        cur = nxt
-        if i == len(parts) - 1 and payload is not None:
-            cur.size, cur.is_dir, cur.whiteout = payload.size, payload.is_dir, payload.whiteout
-
-
-def _dive_path(path: str) -> str:
-    parent, _, name = path.rpartition("/")
-    name = name.removeprefix(_WH)
-    return f"{parent}/{name}" if parent else name
-
-
-def _dive_stack(lower: _Node, upper: _Node) -> None:
-    """dive's ``Stack``: whiteouts remove, every other node (implicit ones too) is (re)added."""
-    for path, node in upper.walk(""):
-        if node.whiteout:
-            _pop(lower, _dive_path(path))
-        else:
-            _dive_add(lower, path, node)
-
-
-def _subtree_size(node: _Node) -> int:
-    return node.size + sum(n.size for _, n in node.walk(""))
-
-
-@dataclass(slots=True)
-class _Eff:
-    cumulative: int = 0
-    minimum: int = -1
-    count: int = 0
 
 
 def dive_efficiency(trees: Sequence[LayerTree]) -> tuple[float, int, list[Inefficiency]]:
