@@ -149,12 +149,17 @@ def dive_efficiency(trees: Sequence[LayerTree]) -> tuple[float, int, list[Ineffi
     stack = _Stack(trees)
     for idx, tree in enumerate(trees):
         _visit(tree, [stack.below(idx, w) for w in sorted(tree.whiteouts)], data)
+    return score(data)
+
+
+def score(data: dict[str, _Eff]) -> tuple[float, int, list[Inefficiency]]:
+    """(efficiency, wasted bytes, inefficient paths) from every path's visits."""
     minimum = sum(d.minimum for d in data.values())
     cumulative = sum(d.cumulative for d in data.values())
-    score = 1.0 if cumulative == 0 else minimum / cumulative
+    efficiency = 1.0 if cumulative == 0 else minimum / cumulative
     wasteful = [Inefficiency(p, d.count, d.cumulative) for p, d in data.items() if d.count >= 2]
     wasteful.sort(key=lambda i: (-i.size_bytes, i.path))
-    return score, sum(i.size_bytes for i in wasteful), wasteful
+    return efficiency, sum(i.size_bytes for i in wasteful), wasteful
 
 
 def _marker(path: str) -> str:

@@ -15,6 +15,7 @@ from advisor.oci.filetree.dive import (
     _Eff,
     _Node,
     _subtree_size,
+    score,
 )
 from advisor.oci.filetree.tree import LayerTree
 
@@ -31,12 +32,7 @@ def dive_efficiency(trees: Sequence[LayerTree]) -> tuple[float, int, list[Ineffi
             assert stacked is not None
             _dive_stack(stacked, dive_trees[idx - 1])
         _visit_leaves(tree, stacked, data)
-    minimum = sum(d.minimum for d in data.values())
-    cumulative = sum(d.cumulative for d in data.values())
-    score = 1.0 if cumulative == 0 else minimum / cumulative
-    wasteful = [Inefficiency(p, d.count, d.cumulative) for p, d in data.items() if d.count >= 2]
-    wasteful.sort(key=lambda i: (-i.size_bytes, i.path))
-    return score, sum(i.size_bytes for i in wasteful), wasteful
+    return score(data)
 
 
 def _visit_leaves(tree: _Node, stacked: _Node | None, data: dict[str, _Eff]) -> None:
