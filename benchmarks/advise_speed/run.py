@@ -97,7 +97,8 @@ def advise(ref: str, out: Path, cache: Path, src: Path = ROOT) -> dict[str, Any]
     return m
 
 
-def advise_runs(ref: str, work: Path, repeat: int, src: Path = ROOT) -> tuple[dict[str, Any], dict[str, Any], Any]:
+def advise_runs(ref: str, work: Path, repeat: int, src: Path = ROOT,
+                cached: bool = True) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
     """(first runs, each with an empty cache; second runs, with the cache the first filled)."""
     first, second, reports = [], [], []
     for i in range(repeat):
@@ -105,11 +106,12 @@ def advise_runs(ref: str, work: Path, repeat: int, src: Path = ROOT) -> tuple[di
         shutil.rmtree(cache, ignore_errors=True)
         first.append(advise(ref, work / "first.json", cache, src))
         reports.append(json.loads((work / "first.json").read_text()))
-        second.append(advise(ref, work / "second.json", cache, src))
-        reports.append(json.loads((work / "second.json").read_text()))
+        if cached:
+            second.append(advise(ref, work / "second.json", cache, src))
+            reports.append(json.loads((work / "second.json").read_text()))
         shutil.rmtree(cache, ignore_errors=True)
     same = all(_comparable(r) == _comparable(reports[0]) for r in reports)
-    return best(first), best(second), (reports[0], same)
+    return best(first), best(second) if second else None, (reports[0], same)
 
 
 def _comparable(report: dict[str, Any]) -> dict[str, Any]:
@@ -182,23 +184,29 @@ def parsers(blobs: list[tuple[Path, str]], repeat: int) -> dict[str, Any]:
             "tarfile_cpu_s": min(r["tarfile_cpu_s"] for r in runs)}
 
 
+def warm(*files: Path) -> None:
+    subprocess.run(["cat", *map(str, files)], stdout=subprocess.DEVNULL, check=True)
+
+
 def run(archive: Path, oci: str, work: Path, repeat: int, baseline: Path | None) -> dict[str, Any]:
     blobs = layer_blobs(oci)
     results: dict[str, Any] = {"image": {
         "docker_archive": str(archive), "docker_archive_bytes": archive.stat().st_size,
         "oci": oci, "oci_gzip_bytes": sum(b.stat().st_size for b, _ in blobs), "layers": len(blobs)}}
-    subprocess.run(["cat", str(archive), *(str(b) for b, _ in blobs)], stdout=subprocess.DEVNULL, check=True)
-    results["dive_docker_archive"] = dive(archive, work, repeat)  # every reader from a warm cache
+    warm(archive)  # every reader from a warm page cache, dive first
+    results["dive_docker_archive"] = dive(archive, work, repeat)
     agree = {}
     for label, ref in (("docker_archive", f"docker-archive:{archive}"), ("oci_gzip", oci)):
+        warm(archive) if label == "docker_archive" else warm(*(b for b, _ in blobs))
         first, second, (report, same) = advise_runs(ref, work, repeat)
         results[f"advisor_{label}"] = first
         results[f"advisor_{label}_cached"] = second
         agree[label] = same
         if baseline is not None:
-            old, _, (old_report, _) = advise_runs(ref, work, 1, baseline)
+            old, _, (old_report, _) = advise_runs(ref, work, 1, baseline, cached=False)
             results[f"baseline_{label}"] = old
             agree[f"{label}_equals_baseline"] = _comparable(old_report) == _comparable(report)
+    warm(archive, *(b for b, _ in blobs))
     results["floors"] = floors(archive, blobs, work, repeat)
     results["parsers"] = parsers(blobs, repeat)
     results["agreement"] = agree
