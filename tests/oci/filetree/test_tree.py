@@ -1,4 +1,4 @@
-"""FileTree.merge follows the OCI image-spec's changeset rules; lookups agree with a brute force."""
+"""merge_layers follows the OCI image-spec's changeset rules; lookups agree with a brute force."""
 
 from __future__ import annotations
 
