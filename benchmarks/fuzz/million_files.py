@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/fuzz/million_files.py [--files 1000000] [--gzip]
 
 Prints (and appends to ``million_files.json`` next to this script) the wall time and peak RSS
-of ``walk_layer`` plus ``FileTree.merge`` over it: the tests run 200k, this is the full size.
+of ``walk_layer`` plus ``merge_layers`` over it: the tests run 200k, this is the full size.
 """
 
 from __future__ import annotations
