@@ -199,6 +199,9 @@ class _Counting:
         return data
 
 
+_HASH_CHUNK = 4 << 20
+
+
 def _walk_one(
     image: Image, layer: Layer, capture: CaptureFn | None, tick: Callable[[int], None],
     verify_diff_id: bool = False,
@@ -223,16 +226,24 @@ def read_layers(
     cache: LayerCache | None = None,
 ) -> list[LayerTree]:
     """Every layer's tree, in layer order: from ``cache`` when it has the layer's diff_id,
-    else walked (``workers`` at a time, largest blob first) and stored in ``cache``."""
+    else walked (``workers`` at a time, largest blob first) and stored in ``cache``.
+
+    A hit from a local source (layout, archive) is trusted only after its blob is re-hashed
+    (a read at the hash's pace, no inflate, no parse): a tampered blob on disk is an error
+    whether or not its layer was seen before. A registry's hits are trusted by digest.
+    """
     trees: dict[int, LayerTree] = {}
-    todo = []
+    todo: list[Layer] = []
+    rehash: list[Layer] = []
     for layer in image.layers:
         hit = cache.get(layer) if cache is not None else None
         if hit is not None:
             trees[layer.index] = hit
+            if getattr(image.source, "local", True):
+                rehash.append(layer)
         else:
             todo.append(layer)
-    total = sum(layer.blob.size for layer in todo)
+    total = sum(layer.blob.size for layer in (*todo, *rehash))
     lock = threading.Lock()
     done = [0]
 
@@ -249,15 +260,29 @@ def read_layers(
             cache.put(layer, tree)  # only now: every byte of it was read and verified
         return tree
 
-    todo.sort(key=lambda layer: -layer.blob.size)
-    if workers <= 1 or len(todo) <= 1:
-        trees.update((layer.index, walk(layer)) for layer in todo)
+    def verify(layer: Layer) -> LayerTree:
+        _hash_blob(image, layer, tick)
+        return trees[layer.index]
+
+    jobs = sorted([(layer, walk) for layer in todo] + [(layer, verify) for layer in rehash],
+                  key=lambda job: -job[0].blob.size)
+    if workers <= 1 or len(jobs) <= 1:
+        trees.update((layer.index, run(layer)) for layer, run in jobs)
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="advisor-walk") as pool:
-            futures = [(layer.index, pool.submit(walk, layer)) for layer in todo]
+            futures = [(layer.index, pool.submit(run, layer)) for layer, run in jobs]
             try:
                 trees.update((index, f.result()) for index, f in futures)
             finally:
                 for _, f in futures:
                     f.cancel()
     return [trees[layer.index] for layer in image.layers]
+
+
+def _hash_blob(image: Image, layer: Layer, tick: Callable[[int], None]) -> None:
+    """Read a blob to its end through the source's digest check (hashlib releases the GIL)."""
+    chunk = bytearray(_HASH_CHUNK)
+    view = memoryview(chunk)
+    with image.source.open_blob(layer.blob) as raw:
+        while n := raw.readinto(view):
+            tick(n)

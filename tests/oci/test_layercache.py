@@ -43,16 +43,46 @@ def _entries(cache: LayerCache) -> list[Path]:
 
 
 @pytest.mark.parametrize("fmt", ["oci", "docker-archive"])
-def test_a_hit_gives_what_the_walk_gave_without_reading_a_layer(tmp_path: Path, fmt: str) -> None:
+def test_a_hit_gives_what_the_walk_gave_without_walking_a_layer(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = LayerCache("v1", tmp_path / "cache")
     ref = make_image(tmp_path, LAYERS, fmt)  # type: ignore[arg-type]
     with open_image(ref) as image:
         uncached = _snapshot(image, None)
         assert _snapshot(image, cache) == uncached  # the miss, stored
         assert len(_entries(cache)) == 2
-        image.source.open_blob = None  # type: ignore[assignment,method-assign]  # a read now fails
-        assert _snapshot(image, cache) == uncached  # the hit: the same trees, no blob opened
+
+        def no_walk(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a hit must not walk its layer")
+
+        monkeypatch.setattr("advisor.oci.walk.walk_layer", no_walk)
+        assert _snapshot(image, cache) == uncached  # the hit: the same trees, only re-hashed
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in _entries(cache))
+
+
+def test_a_hit_on_a_tampered_local_blob_is_still_a_digest_error(tmp_path: Path) -> None:
+    cache = LayerCache("v1", tmp_path / "cache")
+    ref = make_image(tmp_path, LAYERS, "oci")
+    with open_image(ref) as image:
+        _snapshot(image, cache)
+        blob = Path(image.source.files.root) / image.source.blob_name(image.layers[0].blob.digest)  # type: ignore[attr-defined]
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    with open_image(ref) as image, pytest.raises(DigestMismatchError):
+        read_layers(image, capture_for, cache=cache)
+
+
+def test_a_remote_source_hit_opens_no_blob(tmp_path: Path) -> None:
+    cache = LayerCache("v1", tmp_path / "cache")
+    ref = make_image(tmp_path, LAYERS, "oci")
+    with open_image(ref) as image:
+        uncached = _snapshot(image, cache)
+        image.source.local = False  # type: ignore[attr-defined]  # as a registry source says
+        image.source.open_blob = None  # type: ignore[assignment,method-assign]  # a read now fails
+        assert _snapshot(image, cache) == uncached
 
 
 def test_the_same_report_from_the_cli_with_and_without_the_cache(tmp_path: Path) -> None:

@@ -218,6 +218,10 @@ def _resolve_link(
 class FilesSource:
     """Blob access shared by the layout and archive sources: by digest, verified."""
 
+    # The bytes are here to hash: a cached walk of a layer is trusted only after its blob is
+    # re-hashed (``read_layers``), so a tampered local blob is an error even on a cache hit.
+    local = True
+
     def __init__(self, files: Files, reference: str, what: str) -> None:
         self.files = files
         self.reference = reference

@@ -636,6 +636,10 @@ class _RawBody(io.RawIOBase):
 class RegistrySource:
     """A ``ManifestSource`` over one repository of a registry."""
 
+    # A cached walk is trusted by digest: the registry serves content by its digest, and not
+    # downloading what was already seen is the cache's point (a scan of a whole registry).
+    local = False
+
     def __init__(
         self,
         name: DockerName,
