@@ -281,8 +281,6 @@ def read_layers(
 
 def _hash_blob(image: Image, layer: Layer, tick: Callable[[int], None]) -> None:
     """Read a blob to its end through the source's digest check (hashlib releases the GIL)."""
-    chunk = bytearray(_HASH_CHUNK)
-    view = memoryview(chunk)
     with image.source.open_blob(layer.blob) as raw:
-        while n := raw.readinto(view):
-            tick(n)
+        while data := raw.read(_HASH_CHUNK):
+            tick(len(data))
