@@ -1,4 +1,4 @@
-"""``advise``: run every rule over an image's analyses and turn the findings into advice.
+"""Run every rule over an image's facts and turn the findings into advice (``build_advice``).
 
 The result is one frozen ``Advice``: what the image holds (layers, Python environments,
 distributions with their dependency graph, byte categories), the findings, and the
@@ -18,7 +18,6 @@ from advisor.advise.facts.oslayer import installed_versions, is_build_package
 from advisor.advise.rules.base import Finding, Rule
 from advisor.advise.rules.recommendations import RECOMMENDATIONS
 from advisor.advise.rules.registry import ALL_RULES
-from advisor.oci.filetree import FileTree, LayerTree, merge_layers
 from advisor.oci.model import Image
 
 SCHEMA_VERSION = 1
@@ -223,10 +222,3 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
         app_distributions=tuple(sorted(ctx.app_dists or ())),
     )
 
-
-def advise(image: Image, trees: Sequence[LayerTree], tree: FileTree | None = None,
-           layers: Any = None, options: AdviseOptions | None = None) -> Advice:
-    """The whole analysis of one image (its layer trees already walked with ``capture_for``)."""
-    merged = tree if tree is not None else merge_layers(trees).tree
-    ctx = Context(facts_from_image(image), tuple(trees), merged, layers)
-    return build_advice(ctx, options)

@@ -13,12 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.advise.advice import Advice, advise
-from advisor.advise.facts.capture import capture_for
-from advisor.advise.facts.layers import analyze_layers
-from advisor.oci.filetree import FileTree, merge_layers
-from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
+from advisor import advise
+from advisor.advise import Advice, AdviseConfig
 from advisor.report.advise import render
 from tests.oci.helpers import FileSpec, make_image
 
@@ -84,28 +80,22 @@ def _history(lines: list[str]) -> list[dict[str, object]]:
     return [{"created_by": ln, "empty_layer": "#(nop)  CMD" in ln} for ln in lines]
 
 
-def _advise(ref: str) -> tuple[Advice, FileTree]:
-    image = open_image(ref)
-    try:
-        trees = read_layers(image, capture=capture_for)
-        tree = merge_layers(trees).tree
-        return advise(image, trees, tree, analyze_layers(image, trees)), tree
-    finally:
-        image.source.close()
+def _advise(ref: str) -> Advice:
+    """What `advisor advise` runs (the layer cache off: every layer walked here)."""
+    return advise.run(AdviseConfig(image=ref, use_cache=False))
 
 
 @pytest.fixture(scope="module")
-def fat(tmp_path_factory: pytest.TempPathFactory) -> tuple[Advice, FileTree, dict[str, int], Path]:
+def fat(tmp_path_factory: pytest.TempPathFactory) -> tuple[Advice, dict[str, int], Path]:
     tmp = tmp_path_factory.mktemp("fat")
     layers, history, du = _layers(with_dev=True, with_cache=True)
     ref = make_image(tmp, layers, fmt="docker-archive",
                      config={"config": {"WorkingDir": "/app", "Cmd": ["python", "main.py"]}, "history": _history(history)})
-    advice, tree = _advise(ref)
-    return advice, tree, du, tmp
+    return _advise(ref), du, tmp
 
 
 def test_real_distributions_match_du(fat: tuple) -> None:
-    advice, _tree, du, _tmp = fat
+    advice, du, _tmp = fat
     rows = {d.key: d for d in advice.distributions}
     for name, size in du.items():
         key = name.lower()
@@ -114,7 +104,7 @@ def test_real_distributions_match_du(fat: tuple) -> None:
 
 
 def test_findings_present_and_absent(fat: tuple) -> None:
-    advice, _tree, _du, _tmp = fat
+    advice, _du, _tmp = fat
     rules = {f.rule for f in advice.findings}
     assert {"py-dev-tools", "py-pip-cache", "dockerfile-pip-cache", "vcs-git-dir", "os-full-base",
             "dockerfile-no-multistage", "dockerfile-copy-context"} <= rules
@@ -132,16 +122,12 @@ def test_findings_present_and_absent(fat: tuple) -> None:
 
 def test_estimates_match_the_rebuilt_image(fat: tuple) -> None:
     """Apply remove-dev-tools and clean-caches for real: rebuild without them and measure."""
-    advice, tree, _du, tmp = fat
+    advice, _du, tmp = fat
     recs = {r.id: r for r in advice.recommendations}
     layers, history, _ = _layers(with_dev=False, with_cache=False)
     ref = make_image(tmp, layers, fmt="oci", config={"history": _history(history)}, name="fixed")
-    image = open_image(ref)
-    try:
-        fixed = merge_layers(read_layers(image, capture=capture_for)).tree
-    finally:
-        image.source.close()
+    fixed = _advise(ref)
     # The dev tools' console scripts live in usr/local/bin: part of what they free.
-    actual = tree.total_size - fixed.total_size
+    actual = advice.size_bytes - fixed.size_bytes
     estimated = recs["remove-dev-tools"].estimated_savings_bytes + recs["clean-caches"].estimated_savings_bytes
     assert abs(estimated - actual) <= 0.10 * actual, (estimated, actual)

@@ -82,8 +82,8 @@ class LayerReport:
     hidden_bytes: int
     efficiency: float
     wasted_bytes: int
+    tree: FileTree  # the merged filesystem the report was made from
     inefficiencies: tuple[Inefficiency, ...] = field(default=())
-    tree: FileTree | None = None  # the merged filesystem the report was made from
 
 
 # -- history -> layers ----------------------------------------------------------------------

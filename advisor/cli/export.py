@@ -1,10 +1,9 @@
-"""The typer commands. Each parses options, runs one pipeline under the error mapper, prints."""
+"""`advisor export SOURCE`: parse the options, export the model, build the slim image, summarise."""
 
 from __future__ import annotations
 
 import enum
 import json
-import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -12,96 +11,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from advisor.cli.main import OutputFormat, app, guarded, write_output
+from advisor.cli.app import (
+    InsecureOpt,
+    OutputFormat,
+    PlatformOpt,
+    app,
+    guarded,
+    parse_platform,
+    write_output,
+)
 from advisor.cli.progress import ProgressFn, progress_bar
 from advisor.errors import BadInputError, ExportError, UsageError
-from advisor.oci.model import Platform
 
 if TYPE_CHECKING:
     from advisor.export import ExportResult, ModelLocation
-
-
-def parse_platform(value: str | None) -> Platform | None:
-    """``--platform`` as Docker and skopeo spell it, or None for this machine's."""
-    from advisor.oci.refs import parse_platform as parse
-
-    return parse(value) if value else None
-
-
-PlatformOpt = Annotated[
-    str | None, typer.Option("--platform", help="Platform of a multi-platform image, OS/ARCH[/VARIANT].")
-]
-InsecureOpt = Annotated[
-    bool, typer.Option("--insecure", help="Allow plain HTTP to a registry that is not on localhost.")
-]
-
-
-@app.command()
-def advise(
-    image: Annotated[str, typer.Argument(help="Image reference: oci:DIR[:TAG], oci-archive:FILE, "
-                                         "docker-archive:FILE, docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, NAME:TAG.")],
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
-    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Also write every format "
-                                                    "(advise.txt, .json, .md, .html) into DIR, from one pass.")] = None,
-    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if a finding is at or above "
-                                                "this severity (info, low, medium, high, critical).")] = None,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Gate rules file (TOML), like dive's .dive-ci.")] = None,
-    write_fixes: Annotated[Path | None, typer.Option("--write-fixes", help="Write a rewritten Dockerfile, "
-                                                     ".dockerignore and split requirements into DIR.")] = None,
-    disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Skip a rule by id "
-                                                           "(repeatable).")] = None,
-    platform: PlatformOpt = None,
-    insecure: InsecureOpt = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Read every layer, even those the "
-                                           "layer cache ($ADVISOR_CACHE/layers) has seen.")] = False,
-) -> None:
-    """Show where every byte of IMAGE goes and what to fix, with the bytes each fix saves."""
-
-    def body() -> None:
-        from advisor.advise.advice import AdviseOptions
-        from advisor.advise.advice import advise as run_advise
-        from advisor.advise.facts.capture import capture_cache, capture_for
-        from advisor.advise.facts.layers import analyze_layers
-        from advisor.advise.fixes import write_fixes as write_fix_files
-        from advisor.advise.rules.gate import gate
-        from advisor.advise.rules.registry import ALL_RULES
-        from advisor.oci.loader import open_image
-        from advisor.oci.walk import read_layers
-        from advisor.report.advise import render
-
-        disabled = frozenset(disable_rule or ())
-        unknown = disabled - {r.id for r in ALL_RULES}
-        if unknown:
-            raise UsageError(f"unknown rule id: {', '.join(sorted(unknown))}",
-                             hint="rule ids are listed in README.md and in `advise --format json` findings")
-        options = AdviseOptions(disabled_rules=disabled)
-        with progress_bar(fmt is not OutputFormat.json) as progress:
-            progress(0, 0, "resolving image")
-            img = open_image(image, platform=parse_platform(platform), insecure=insecure)
-            try:
-                trees = read_layers(
-                    img, capture=capture_for, progress=lambda done, total: progress(done, total, "reading layers"),
-                    cache=None if no_cache else capture_cache(),
-                )
-                progress(0, 0, "analysing")
-                report = analyze_layers(img, trees)
-                advice = run_advise(img, trees, report.tree, report, options)
-            finally:
-                img.close()
-        write_output(render(advice, fmt.value), output)
-        if output_dir is not None:
-            for ext, name in (("txt", "text"), ("json", "json"), ("md", "markdown"), ("html", "html")):
-                write_output(render(advice, name), output_dir / f"advise.{ext}")
-        if write_fixes is not None:
-            written = write_fix_files(advice, write_fixes)
-            for path in written:
-                print(f"wrote {path}", file=sys.stderr)
-        if fail_on or rules:
-            gate(advice, fail_on=fail_on, rules_file=rules)
-
-    guarded(body)
-
 
 Bytecode = Literal["imported", "all", "none"]
 
@@ -246,16 +169,6 @@ def _export_summary(result: ExportResult) -> dict[str, Any]:
     }
 
 
-def _ints(text: str, option: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError as e:
-        raise UsageError(f"bad {option} '{text}'", hint="give whole numbers separated by commas") from e
-    if not values or min(values) < 1:
-        raise UsageError(f"bad {option} '{text}'", hint="give whole numbers of at least 1")
-    return values
-
-
 def _labels(pairs: list[str] | None) -> dict[str, str]:
     labels: dict[str, str] = {}
     for pair in pairs or ():
@@ -303,45 +216,3 @@ def _print_summary(summary: Mapping[str, Any], fmt: OutputFormat) -> None:
     if im:
         print(f"built {im['destination']} {im['manifest_digest']} on {im['base']} "
               f"(Python {im['python']}; advisor's layers {human_bytes(im['added_size_bytes'])})")
-
-
-@app.command()
-def bench(
-    original: Annotated[str, typer.Option("--original", help="The original (fat) image.")],
-    slim: Annotated[str, typer.Option("--slim", help="The slim serving image.")],
-    data: Annotated[Path | None, typer.Option("--data", help="Labelled CSV (text,label); default: "
-                                              "the sample model's held-out set.")] = None,
-    report: Annotated[Path, typer.Option("--report", help="Folder for report.json, report.md, report.html.")] = Path("bench-report"),
-    advice: Annotated[Path | None, typer.Option("--advice", help="`advisor advise --format json` output "
-                                                "of the original, shown in the report.")] = None,
-    original_model_path: Annotated[str | None, typer.Option("--original-model-path", help="Model folder "
-                                                            "inside the original image.")] = None,
-    samples: Annotated[int, typer.Option("--samples", help="Labelled rows scored on each side.")] = 1000,
-    cases: Annotated[str, typer.Option("--cases", help="Latency cases, batch and sequence length.")] = "b1_s32,b1_s128,b8_s128,b32_s128",
-    threads: Annotated[int, typer.Option("--threads", help="Inference threads on each side.")] = 2,
-    rounds: Annotated[int, typer.Option("--rounds", help="Latency rounds alternating the two sides.")] = 5,
-    iterations: Annotated[int, typer.Option("--iterations", help="Latency samples per case and side.")] = 40,
-    concurrency: Annotated[str, typer.Option("--concurrency", help="Concurrent clients for the slim "
-                                             "server's load test, comma-separated.")] = "1,4",
-    insecure: InsecureOpt = False,
-) -> None:
-    """Measure original vs slim: accuracy, latency, throughput, cold start, memory, size."""
-
-    def body() -> None:
-        from advisor.bench.cases import BenchCase
-        from advisor.bench.model import BenchConfig
-        from advisor.bench.run import run_bench
-        from advisor.report.bench.render import write_reports
-
-        config = BenchConfig(original=original, slim=slim, data=data, advice=advice,
-                             original_model_path=original_model_path, max_samples=samples,
-                             cases=tuple(BenchCase.parse(c) for c in cases.split(",") if c.strip()),
-                             threads=threads, rounds=rounds, iterations=iterations,
-                             concurrency=_ints(concurrency, "--concurrency"), insecure=insecure)
-        with progress_bar(True, unit="steps") as progress:
-            result = run_bench(config, progress=progress)
-        paths = write_reports(result, report)
-        for kind, path in sorted(paths.items()):
-            print(f"wrote {kind}: {path}")
-
-    guarded(body)

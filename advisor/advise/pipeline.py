@@ -1,0 +1,66 @@
+"""``advise.run(AdviseConfig) -> Advice``: the advise pipeline as one library call.
+
+The steps, in order: check the options (before any byte of the image is read), open the
+image, walk its layers once (through the layer cache), merge the layer trees once
+(``analyze_layers``), run the rules and group their findings into recommendations.
+The CLI, the tests and ``benchmarks/advise_speed`` all call this function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from advisor.advise.advice import Advice, AdviseOptions, build_advice, facts_from_image
+from advisor.advise.facts.capture import capture_cache, capture_for
+from advisor.advise.facts.context import Context
+from advisor.advise.facts.layers import analyze_layers
+from advisor.advise.rules.registry import ALL_RULES
+from advisor.errors import UsageError
+from advisor.oci.loader import open_image
+from advisor.oci.model import Platform
+from advisor.oci.walk import read_layers
+
+#: (bytes or steps done, total or 0 if unknown, what is running).
+ProgressFn = Callable[[int, int, str], None]
+
+
+def _quiet(done: int, total: int, what: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class AdviseConfig:
+    """What to advise on and how. ``image`` is an image reference (docs/DESIGN.md, "Image
+    references"); ``use_cache`` reads unchanged layers from ``$ADVISOR_CACHE/layers``."""
+
+    image: str
+    platform: Platform | None = None
+    insecure: bool = False
+    use_cache: bool = True
+    disabled_rules: frozenset[str] = frozenset()
+    progress: ProgressFn = field(default=_quiet, compare=False)
+
+
+def check(config: AdviseConfig) -> None:
+    """Refuse a config that cannot work, before the image is opened."""
+    unknown = config.disabled_rules - {r.id for r in ALL_RULES}
+    if unknown:
+        raise UsageError(f"unknown rule id: {', '.join(sorted(unknown))}",
+                         hint="rule ids are listed in README.md and in `advise --format json` findings")
+
+
+def run(config: AdviseConfig) -> Advice:
+    """The whole analysis of one image: facts, findings, recommendations."""
+    check(config)
+    progress = config.progress
+    progress(0, 0, "resolving image")
+    with open_image(config.image, platform=config.platform, insecure=config.insecure) as image:
+        trees = read_layers(
+            image, capture=capture_for, cache=capture_cache() if config.use_cache else None,
+            progress=lambda done, total: progress(done, total, "reading layers"),
+        )
+        progress(0, 0, "analysing")
+        layers = analyze_layers(image, trees)  # the one merge of the layer trees
+        ctx = Context(facts_from_image(image), tuple(trees), layers.tree, layers)
+    return build_advice(ctx, AdviseOptions(disabled_rules=config.disabled_rules))

@@ -1,0 +1,69 @@
+"""`advisor advise IMAGE`: parse the options, run the advise pipeline, render, gate."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from advisor.cli.app import (
+    InsecureOpt,
+    OutputFormat,
+    PlatformOpt,
+    app,
+    guarded,
+    parse_platform,
+    write_output,
+)
+from advisor.cli.progress import progress_bar
+
+
+@app.command()
+def advise(
+    image: Annotated[str, typer.Argument(help="Image reference: oci:DIR[:TAG], oci-archive:FILE, "
+                                         "docker-archive:FILE, docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, NAME:TAG.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Also write every format "
+                                                    "(advise.txt, .json, .md, .html) into DIR, from one pass.")] = None,
+    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if a finding is at or above "
+                                                "this severity (info, low, medium, high, critical).")] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Gate rules file (TOML), like dive's .dive-ci.")] = None,
+    write_fixes: Annotated[Path | None, typer.Option("--write-fixes", help="Write a rewritten Dockerfile, "
+                                                     ".dockerignore and split requirements into DIR.")] = None,
+    disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Skip a rule by id "
+                                                           "(repeatable).")] = None,
+    platform: PlatformOpt = None,
+    insecure: InsecureOpt = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Read every layer, even those the "
+                                           "layer cache ($ADVISOR_CACHE/layers) has seen.")] = False,
+) -> None:
+    """Show where every byte of IMAGE goes and what to fix, with the bytes each fix saves."""
+
+    def body() -> None:
+        from advisor import advise as pipeline
+        from advisor.advise.fixes import write_fixes as write_fix_files
+        from advisor.advise.rules.gate import gate
+        from advisor.report.advise import render
+
+        config = pipeline.AdviseConfig(
+            image=image, platform=parse_platform(platform), insecure=insecure, use_cache=not no_cache,
+            disabled_rules=frozenset(disable_rule or ()),
+        )
+        with progress_bar(fmt is not OutputFormat.json) as progress:
+            advice = pipeline.run(replace(config, progress=progress))
+        write_output(render(advice, fmt.value), output)
+        if output_dir is not None:
+            for ext, name in (("txt", "text"), ("json", "json"), ("md", "markdown"), ("html", "html")):
+                write_output(render(advice, name), output_dir / f"advise.{ext}")
+        if write_fixes is not None:
+            written = write_fix_files(advice, write_fixes)
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
+        if fail_on or rules:
+            gate(advice, fail_on=fail_on, rules_file=rules)
+
+    guarded(body)

@@ -1,0 +1,89 @@
+"""The typer app every command registers on, its root options, and what commands share:
+the output formats, ``--platform``/``--insecure``, writing a report, the error mapper."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from advisor import __version__
+from advisor.cli.errors import run_guarded
+from advisor.errors import UsageError
+from advisor.fsutil import write_text_atomic
+from advisor.oci.model import Platform
+
+app = typer.Typer(
+    name="advisor",
+    help="Find the bloat in ML container images, export the model to ONNX, "
+    "build a slim onnxruntime image, and benchmark both. No Docker daemon needed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state = {"debug": False}
+
+
+class OutputFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+    html = "html"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"advisor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def debug_enabled() -> bool:
+    """Whether ``--debug`` was given (tracebacks on errors)."""
+    return _state["debug"]
+
+
+def parse_platform(value: str | None) -> Platform | None:
+    """``--platform`` as Docker and skopeo spell it, or None for this machine's."""
+    from advisor.oci.refs import parse_platform as parse
+
+    return parse(value) if value else None
+
+
+PlatformOpt = Annotated[
+    str | None, typer.Option("--platform", help="Platform of a multi-platform image, OS/ARCH[/VARIANT].")
+]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Allow plain HTTP to a registry that is not on localhost.")
+]
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write a report to a file atomically (a device or pipe in place), or to stdout (``-``)."""
+    if output is None or str(output) == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    write_text_atomic(output, text)
+
+
+def guarded(fn: object) -> None:
+    """Run a command body under the error mapper (debug flag from the root callback)."""
+    run_guarded(fn, debug=debug_enabled())  # type: ignore[arg-type]
+
+
+__all__ = ["InsecureOpt", "OutputFormat", "PlatformOpt", "UsageError", "app", "debug_enabled", "guarded", "parse_platform",
+           "write_output"]
