@@ -64,7 +64,7 @@ def advise(
         from advisor.advise.facts.capture import capture_cache, capture_for
         from advisor.advise.facts.layers import analyze_layers
         from advisor.advise.fixes import write_fixes as write_fix_files
-        from advisor.advise.rules.gate import gate
+        from advisor.advise.rules.gate import load_gate, raise_if_failed
         from advisor.advise.rules.registry import ALL_RULES
         from advisor.oci.loader import open_image
         from advisor.oci.walk import read_layers
@@ -75,7 +75,7 @@ def advise(
         if unknown:
             raise UsageError(f"unknown rule id: {', '.join(sorted(unknown))}",
                              hint="rule ids are listed in README.md and in `advise --format json` findings")
-        options = AdviseOptions(disabled_rules=disabled)
+        options = AdviseOptions(disabled_rules=disabled, gate=load_gate(fail_on, rules))
         with progress_bar(fmt is not OutputFormat.json) as progress:
             progress(0, 0, "resolving image")
             img = open_image(image, platform=parse_platform(platform), insecure=insecure)
@@ -97,8 +97,12 @@ def advise(
             written = write_fix_files(advice, write_fixes)
             for path in written:
                 print(f"wrote {path}", file=sys.stderr)
-        if fail_on or rules:
-            gate(advice, fail_on=fail_on, rules_file=rules)
+        if advice.gate is not None:
+            if output is not None or fmt is not OutputFormat.text:  # a text report on stdout has it
+                from advisor.report.advise.text import gate_lines
+
+                print("\n".join(gate_lines(advice.gate)), file=sys.stderr)
+            raise_if_failed(advice.gate)
 
     guarded(body)
 
