@@ -8,7 +8,7 @@ recommendations with savings that never count a byte twice.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from advisor.advise.facts.categories import categorize
@@ -16,6 +16,7 @@ from advisor.advise.facts.context import Context, ImageFacts
 from advisor.advise.facts.layer_rows import LayerRow, base_layer_count, layer_rows
 from advisor.advise.facts.oslayer import installed_versions, is_build_package
 from advisor.advise.rules.base import Finding, Rule
+from advisor.advise.rules.gate import GateResult, GateRules, evaluate_gate
 from advisor.advise.rules.recommendations import RECOMMENDATIONS
 from advisor.advise.rules.registry import ALL_RULES
 from advisor.oci.model import Image
@@ -28,6 +29,7 @@ class AdviseOptions:
     rules: Sequence[Rule] = ALL_RULES
     disabled_rules: frozenset[str] = frozenset()
     graph_details: bool = True
+    gate: GateRules | None = None  # evaluated into Advice.gate; None: no gate asked for
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Advice:
     apt_packages: tuple[str, ...] = ()
     app_entry: str = ""  # the entry script the command runs, "" when unknown
     app_distributions: tuple[str, ...] = ()  # canonical names it (and its local modules) imports
+    gate: GateResult | None = None  # the CI gate's verdict per rule, when one was asked for
 
     @property
     def context_note(self) -> str:
@@ -191,12 +194,13 @@ def _fallback_efficiency(ctx: Context) -> float:
 
 def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
     options = options or AdviseOptions()
-    findings = sorted(run_rules(ctx, options), key=lambda f: (-f.bytes, f.rule, f.paths))
+    # the worst first (a leaked key outranks a large cache), then the largest
+    findings = sorted(run_rules(ctx, options), key=lambda f: (-f.severity, -f.bytes, f.rule, f.paths))
     recs = recommend(findings, options.rules)
     rows = layer_rows(ctx)
     base = base_layer_count(ctx)
     report = ctx.layer_report
-    return Advice(
+    advice = Advice(
         facts=ctx.facts,
         size_bytes=ctx.tree.total_size,
         layers=tuple(rows),
@@ -221,4 +225,7 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
         app_entry=ctx.app.entry if ctx.app else "",
         app_distributions=tuple(sorted(ctx.app_dists or ())),
     )
+    if options.gate is not None:
+        advice = replace(advice, gate=evaluate_gate(advice, options.gate))
+    return advice
 

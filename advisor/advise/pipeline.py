@@ -15,6 +15,7 @@ from advisor.advise.advice import Advice, AdviseOptions, build_advice, facts_fro
 from advisor.advise.facts.capture import capture_cache, capture_for
 from advisor.advise.facts.context import Context
 from advisor.advise.facts.layers import analyze_layers
+from advisor.advise.rules.gate import GateRules
 from advisor.advise.rules.registry import ALL_RULES
 from advisor.errors import UsageError
 from advisor.oci.loader import open_image
@@ -39,6 +40,7 @@ class AdviseConfig:
     insecure: bool = False
     use_cache: bool = True
     disabled_rules: frozenset[str] = frozenset()
+    gate: GateRules | None = None  # evaluated into Advice.gate; None: no gate asked for
     progress: ProgressFn = field(default=_quiet, compare=False)
 
 
@@ -63,4 +65,4 @@ def run(config: AdviseConfig) -> Advice:
         progress(0, 0, "analysing")
         layers = analyze_layers(image, trees)  # the one merge of the layer trees
         ctx = Context(facts_from_image(image), tuple(trees), layers.tree, layers)
-    return build_advice(ctx, AdviseOptions(disabled_rules=config.disabled_rules))
+    return build_advice(ctx, AdviseOptions(disabled_rules=config.disabled_rules, gate=config.gate))

@@ -46,12 +46,12 @@ def advise(
     def body() -> None:
         from advisor import advise as pipeline
         from advisor.advise.fixes import write_fixes as write_fix_files
-        from advisor.advise.rules.gate import gate
+        from advisor.advise.rules.gate import load_gate, raise_if_failed
         from advisor.report.advise import render
 
         config = pipeline.AdviseConfig(
             image=image, platform=parse_platform(platform), insecure=insecure, use_cache=not no_cache,
-            disabled_rules=frozenset(disable_rule or ()),
+            disabled_rules=frozenset(disable_rule or ()), gate=load_gate(fail_on, rules),
         )
         with progress_bar(fmt is not OutputFormat.json) as progress:
             advice = pipeline.run(replace(config, progress=progress))
@@ -63,7 +63,11 @@ def advise(
             written = write_fix_files(advice, write_fixes)
             for path in written:
                 print(f"wrote {path}", file=sys.stderr)
-        if fail_on or rules:
-            gate(advice, fail_on=fail_on, rules_file=rules)
+        if advice.gate is not None:
+            if output is not None or fmt is not OutputFormat.text:  # a text report on stdout has it
+                from advisor.report.advise.text import gate_lines
+
+                print("\n".join(gate_lines(advice.gate)), file=sys.stderr)
+            raise_if_failed(advice.gate)
 
     guarded(body)

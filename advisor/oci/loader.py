@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from advisor.errors import BadInputError
+from advisor.errors import AdvisorError, BadInputError
+from advisor.oci.localref import detect, has_transport
 from advisor.oci.model import Descriptor, HistoryEntry, Image, ImageConfig, Layer, Platform
 from advisor.oci.refs import ImageRef, Transport, as_ref, host_platform, platform_matches
 from advisor.oci.sources.base import ManifestSource, check_small
@@ -57,29 +58,72 @@ def open_source(ref: ImageRef, *, insecure: bool = False) -> ManifestSource:
 
 
 def _open_bare_name(ref: ImageRef, *, insecure: bool) -> ManifestSource:
+    source, _ = _bare_name_source(ref, insecure=insecure)
+    return source
+
+
+def _bare_name_source(ref: ImageRef, *, insecure: bool) -> tuple[ManifestSource, str]:
+    """The engine's copy if one answers and holds it, else the registry's; and a note saying
+    which engine was asked, for an error from the registry."""
+    import os
+
     from advisor.oci.sources.daemon import DockerEngine, ImageNotInEngine, open_daemon_image
     from advisor.oci.sources.registry import RegistrySource
 
     engine = DockerEngine.from_env()
+    at = f"{engine.where} (DOCKER_HOST)" if os.environ.get("DOCKER_HOST") else engine.where
     if engine.answers():
         try:
-            return open_daemon_image(ref.docker_name, engine=engine, reference=str(ref))
+            return open_daemon_image(ref.docker_name, engine=engine, reference=str(ref)), ""
         except ImageNotInEngine:
-            pass  # as `docker run` would pull it: read it from its registry
-    return RegistrySource(ref.docker_name, insecure=insecure, reference=str(ref))
+            why = f"the Docker engine at {at} does not hold {ref.docker_name.familiar}"
+    else:
+        why = f"no Docker engine answered at {at}"
+    note = f"{why}, so advisor asked the registry {ref.docker_name.registry}"
+    return RegistrySource(ref.docker_name, insecure=insecure, reference=str(ref)), note
 
 
 def open_image(
     ref: str | ImageRef, *, platform: Platform | None = None, insecure: bool = False
 ) -> Image:
-    """Open and resolve one single-platform image; the caller closes it."""
+    """Open and resolve one single-platform image; the caller closes it.
+
+    ``platform`` given: an image for another platform is an error (exit 3, as skopeo), also
+    when the reference names a single-platform manifest rather than an index.
+    """
+    if isinstance(ref, str) and not has_transport(ref.strip()):
+        ref = detect(ref.strip()) or ref  # a file or directory named without its transport
     parsed = as_ref(ref)
-    source = open_source(parsed, insecure=insecure)
+    note = ""
+    if parsed.transport is Transport.NAME:
+        source, note = _bare_name_source(parsed, insecure=insecure)
+    else:
+        source = open_source(parsed, insecure=insecure)
     try:
-        return load_image(source, platform or host_platform())
+        image = load_image(source, platform or host_platform())
+        if platform is not None:
+            check_platform(image, platform)
+        return image
+    except AdvisorError as e:
+        source.close()
+        if note:
+            e.message = f"{e.message} ({note})"
+            e.args = (e.message,)
+        raise
     except BaseException:
         source.close()
         raise
+
+
+def check_platform(image: Image, wanted: Platform) -> None:
+    cfg = image.config
+    variant = str(cfg.raw.get("variant") or "")
+    have = Platform(cfg.os, cfg.architecture, variant)
+    if cfg.os and cfg.architecture and not platform_matches(wanted, have):
+        raise BadInputError(
+            f"{image.reference} is an image for {have}, not {wanted}",
+            hint=f"drop --platform, or ask for --platform {have}",
+        )
 
 
 def load_image(source: ManifestSource, platform: Platform) -> Image:

@@ -84,9 +84,11 @@ def test_lists_sorted_by_bytes_and_deterministic() -> None:
 
     assert render(a, "json") == render(b, "json")
     data = json.loads(render(a, "json"))
-    for key, items in (("findings", data["findings"]), ("recommendations", data["recommendations"])):
-        sizes = [x["bytes"] if key == "findings" else x["estimated_savings_bytes"] for x in items]
-        assert sizes == sorted(sizes, reverse=True), key
+    order = ["critical", "high", "medium", "low", "info"]  # findings: the worst first, then bytes
+    keys = [(order.index(x["severity"]), -x["bytes"]) for x in data["findings"]]
+    assert keys == sorted(keys)
+    savings = [x["estimated_savings_bytes"] for x in data["recommendations"]]
+    assert savings == sorted(savings, reverse=True)
     dists = [d["size_bytes"] for d in data["python"]["distributions"]]
     assert dists == sorted(dists, reverse=True)
 

@@ -23,6 +23,8 @@ ELF_TAIL = 64 * 1024
 WEIGHT_HEAD = 4096
 WEIGHT_MIN_SIZE = 1024 * 1024
 APP_SOURCE_MAX = 64 * 1024
+# A .pyc's 16-byte header: magic, flags (bit 0: hash-based, written on purpose), hash or mtime.
+PYC_HEAD = 16
 
 DIST_INFO_FILES = frozenset(
     {"METADATA", "RECORD", "top_level.txt", "INSTALLER", "direct_url.json", "REQUESTED"}
@@ -83,6 +85,8 @@ def _content_capture(entry: Entry, path: str, name: str) -> Capture | None:
         return _whole(entry)  # a hub blob is named by hash: small ones are configs
     if entry.size >= WEIGHT_MIN_SIZE and name.endswith(WEIGHT_SUFFIXES):
         return Capture(head=WEIGHT_HEAD)
+    if name.endswith(".pyc"):
+        return Capture(head=min(PYC_HEAD, entry.size)) if entry.size else None
     if _is_python_lib(path):
         return None
     if name in APP_FILES or (name.startswith("requirements") and name.endswith(".txt")):

@@ -93,6 +93,13 @@ class AptArchives(Rule):
         return [self.finding(total, top_paths(frees), f"apt cache /var/cache/apt: {debs} .deb archives and caches, {human(total)}", frees)]
 
 
+def is_hash_based_pyc(head: bytes | None) -> bool:
+    """PEP 552: flags bit 0 set. Neither the import system nor pip's default compile writes
+    these; only a deliberate ``compileall --invalidation-mode`` (or SOURCE_DATE_EPOCH) does,
+    as advisor's slim image does for the modules its server imports."""
+    return head is not None and len(head) >= 8 and int.from_bytes(head[4:8], "little") & 1 == 1
+
+
 class Bytecode(Rule):
     id = "py-bytecode"
     severity = Severity.INFO
@@ -108,6 +115,8 @@ class Bytecode(Rule):
         for f in ctx.tree:
             if f.kind is not EntryKind.FILE or not f.path.endswith((".pyc", ".pyo")):
                 continue
+            if is_hash_based_pyc(ctx.tree.read(f.path)):
+                continue  # compiled on purpose (reproducible, or never re-checked): not a leftover
             root = next((s for s in site_dirs if f.path.startswith(s + "/")), None)
             if root is None:
                 if f.path.startswith(("usr/", "opt/conda/lib/")) or _STDLIB.search(f.path):
@@ -168,9 +177,14 @@ class SiteTests(Rule):
     def evaluate(self, ctx: Context) -> list[Finding]:
         # top-level package -> its test directories -> files
         by_pkg: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-        for env in ctx.environments:
-            prefix = env.path + "/"
-            for f in ctx.tree.iter_under(env.path):
+        roots = sorted({e.path for e in ctx.environments})
+        for root in roots:
+            prefix = root + "/"
+            # a file belongs to the innermost environment only (PYTHONPATH=/app/deps:/app)
+            inner = tuple(r + "/" for r in roots if r.startswith(prefix))
+            for f in ctx.tree.iter_under(root):
+                if inner and f.path.startswith(inner):
+                    continue
                 parts = f.path[len(prefix):].split("/")
                 if f.kind is not EntryKind.FILE or len(parts) < 3 or parts[0].endswith((".dist-info", ".egg-info")):
                     continue

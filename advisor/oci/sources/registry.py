@@ -27,10 +27,11 @@ from advisor.oci.refs import DOCKER_HUB, DOCKER_HUB_API, DockerName
 from advisor.oci.sources.base import MAX_MANIFEST_BYTES, check_small
 from advisor.oci.sources.credentials import Credentials, load_credentials
 from advisor.oci.sources.manifests import ACCEPT_MANIFESTS, CONFIG_TYPES
+from advisor.oci.sources.neterrors import classify
 from advisor.oci.sources.verify import digest_bytes, open_verified, split_digest, verify_bytes
 
 _LOGIN_HINT = "run `docker login {host}`, or point DOCKER_CONFIG at a config.json with credentials"
-_NET_HINT = "check the registry address and your network; plain HTTP needs --insecure off loopback"
+_NET_HINT = "check the registry address and your network"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 _PARAM = re.compile(r'(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 
@@ -197,11 +198,9 @@ class RegistryClient:
                     verify=self.verify_tls,
                 )
             except requests.exceptions.RequestException as e:
-                if not (retry and attempt + 1 < self.retry.attempts):
-                    raise RegistryError(
-                        f"cannot reach registry {self.registry}: {type(e).__name__}: {e}",
-                        hint=_NET_HINT,
-                    ) from e
+                failure = classify(e, self.host)
+                if not (retry and failure.retryable and attempt + 1 < self.retry.attempts):
+                    raise failure.error() from e
                 time.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
@@ -287,9 +286,9 @@ class RegistryClient:
                     verify=self.verify_tls,
                 )
         except requests.exceptions.RequestException as e:
-            raise RegistryError(
-                f"cannot reach the token service {realm}: {e}", hint=_NET_HINT
-            ) from e
+            token_host = urllib.parse.urlsplit(realm).netloc or realm
+            failure = classify(e, token_host)
+            raise RegistryError(f"token service: {failure.message}", hint=failure.hint) from e
         if resp.status_code in (401, 403):
             raise self._denied(resp.status_code, scope)
         if resp.status_code != 200:
@@ -309,7 +308,7 @@ class RegistryClient:
         detail = resp.text[:200].strip().replace("\n", " ")
         return RegistryError(
             f"registry {self.registry} answered HTTP {resp.status_code} for {what}: {detail}",
-            hint=_NET_HINT,
+            hint="the registry refused or failed the request; check the reference, or try again later",
             status=resp.status_code,
         )
 

@@ -15,7 +15,7 @@ h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid
 table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
 td.n{text-align:right;white-space:nowrap}.sev-critical,.sev-high{color:#b00020;font-weight:bold}.sev-medium{color:#b35900}
 .summary{display:flex;gap:2rem;flex-wrap:wrap}.summary div{background:#f4f6f8;padding:.6rem 1rem;border-radius:6px}
-code{font-size:.85rem;word-break:break-all}
+code{font-size:.85rem;word-break:break-all}.gate-fail{color:#b00020;font-weight:bold}.gate-pass{color:#1b7f3b}
 """
 
 
@@ -71,8 +71,17 @@ def _sections(a: Advice) -> str:
     dists = _table(["distribution", "version", "bytes", "freed with its own deps", "environment"], [
         [escape(d.name), escape(d.version), escape(human(d.size_bytes)), escape(human(d.removable_with_deps_bytes)), f"<code>/{escape(d.environment)}</code>"]
         for d in a.distributions[:40]], {2, 3})
-    return (f"<h2>Recommendations</h2>{recs}<h2>Findings</h2>{findings}"
+    return (f"{_gate(a)}<h2>Recommendations</h2>{recs}<h2>Findings</h2>{findings}"
             f"<h2>Layers</h2>{layers}<h2>Python distributions</h2>{dists}")
+
+
+def _gate(a: Advice) -> str:
+    g = a.gate
+    if g is None:
+        return ""
+    rows = [[f'<span class="gate-{c.status.value.lower()}">{c.status.value}</span>', f"<code>{escape(c.rule)}</code>",
+             escape(c.value), escape(c.limit), escape(c.dive_key)] for c in g.checks]
+    return f"<h2>Gate: {escape(g.summary())}</h2>" + _table(["status", "rule", "value", "limit", "dive"], rows, set())
 
 
 def render_html(a: Advice) -> str:

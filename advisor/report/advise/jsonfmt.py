@@ -59,7 +59,18 @@ def to_dict(a: Advice) -> dict[str, Any]:
             for r in a.recommendations
         ],
         "total_estimated_savings_bytes": a.total_estimated_savings_bytes,
+        "gate": _gate(a),
     }
+
+
+def _gate(a: Advice) -> dict[str, Any] | None:
+    """The gate's verdict per rule (null when no --fail-on / --rules was given)."""
+    g = a.gate
+    if g is None:
+        return None
+    return {"passed": g.passed, "rules_file": g.source or None, "tally": g.tally(),
+            "checks": [{"rule": c.rule, "dive_key": c.dive_key or None, "status": c.status.value,
+                        "value": c.value, "limit": c.limit, "detail": c.detail} for c in g.checks]}
 
 
 def render_json(a: Advice) -> str:

@@ -33,4 +33,14 @@ def render_markdown(a: Advice) -> str:
     out += [f"| {r.index} | {human(r.size_bytes)} | {r.files} | `{_cell(r.created_by[:100])}` |" for r in a.layers]
     out += ["", "## Largest Python distributions", "", "| name | version | bytes | freed with its own deps |", "|---|---|---:|---:|"]
     out += [f"| {d.name} | {d.version} | {human(d.size_bytes)} | {human(d.removable_with_deps_bytes)} |" for d in a.distributions[:25]]
+    out += _gate(a)
     return "\n".join(out) + "\n"
+
+
+def _gate(a: Advice) -> list[str]:
+    g = a.gate
+    if g is None:
+        return []
+    out = ["", f"## Gate: {g.summary()}", "", "| status | rule | value | limit | dive |", "|---|---|---|---|---|"]
+    out += [f"| {c.status.value} | `{c.rule}` | {_cell(c.value)} | {_cell(c.limit)} | {c.dive_key} |" for c in g.checks]
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from advisor.advise.advice import Advice
 from advisor.advise.rules.base import human
+from advisor.advise.rules.gate import Check, GateResult, Status
 
 TOP_DISTS = 15
 TOP_FINDINGS = 40
@@ -65,5 +66,34 @@ def _recommendations(a: Advice) -> list[str]:
     return lines
 
 
+def gate_row(c: Check) -> str:
+    """A rule's value against its limit, as dive prints it ("0.4835 > 0.1")."""
+    if c.status is Status.SKIP:
+        return f"{c.value} ({c.limit})"
+    if c.rule in ("fail_on", "banned_packages"):
+        return f"{c.value}, want {c.limit}"
+    if c.rule == "min_efficiency":
+        op = "<" if c.status is Status.FAIL else ">="
+    else:
+        op = ">" if c.status is Status.FAIL else "<="
+    return f"{c.value} {op} {c.limit}"
+
+
+def _gate(a: Advice) -> list[str]:
+    return ["", *gate_lines(a.gate)] if a.gate is not None else []
+
+
+def gate_lines(g: GateResult) -> list[str]:
+    """The gate as dive's CI output shows it: every rule with its verdict, value and limit."""
+    src = f"  (rules: {g.source})" if g.source else ""
+    lines = [f"Gate: {g.summary()}{src}"]
+    for c in g.checks:
+        dive = f"  dive: {c.dive_key}" if c.dive_key else ""
+        detail = f"  [{c.detail}]" if c.detail and c.status is not Status.SKIP else ""
+        lines.append(f"  {c.status.value}  {c.rule:<20} {gate_row(c)}{dive}{detail}")
+    return lines
+
+
 def render_text(a: Advice) -> str:
-    return "\n".join([*_header(a), *_categories(a), *_python(a), *_findings(a), *_recommendations(a)]) + "\n"
+    return "\n".join([*_header(a), *_categories(a), *_python(a), *_findings(a), *_recommendations(a),
+                      *_gate(a)]) + "\n"

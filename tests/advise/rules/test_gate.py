@@ -27,7 +27,7 @@ def test_rules_file_limits(tmp_path: Path) -> None:
     with pytest.raises(GateFailed) as e:
         gate(advice, rules_file=rules)
     msg = str(e.value)
-    assert "GPU/CUDA bytes" in msg and "nvidia-cublas" in msg and "image" not in msg.split("banned")[0].replace("GPU/CUDA", "")
+    assert "max_cuda_bytes 2.8 GB > 1.0 GB" in msg and "nvidia-cublas" in msg and "max_image_bytes" not in msg
     rules.write_text('[gate]\nmax_cuda_bytes = "100GB"\nmin_efficiency = 0.5\nmax_model_bytes = 0\n')
     gate(advice, rules_file=rules)
 
@@ -40,7 +40,7 @@ def test_model_and_waste_limits(tmp_path: Path) -> None:
         gate(advice, rules_file=rules)
     advice = build_advice(fx.model_formats().context())
     rules.write_text('[gate]\nmax_model_bytes = "100MB"\nignore_rules = ["model-duplicate-formats"]\nfail_on = "medium"\n')
-    with pytest.raises(GateFailed, match="model bytes") as e:
+    with pytest.raises(GateFailed, match="max_model_bytes") as e:
         gate(advice, rules_file=rules)
     assert "finding" not in str(e.value)
 
@@ -60,3 +60,12 @@ def test_bad_rules_files(tmp_path: Path) -> None:
     assert parse_size("1.5GiB", "k") == int(1.5 * 1024**3) and parse_size(10, "k") == 10
     with pytest.raises(UsageError):
         parse_size("ten", "k")
+
+
+def test_findings_worst_first_then_largest() -> None:
+    from tests.advise.test_advice import _combined
+
+    findings = build_advice(_combined(with_model=True).context()).findings
+    keys = [(-f.severity, -f.bytes) for f in findings]
+    assert keys == sorted(keys) and len({f.severity for f in findings}) > 3
+    assert keys != sorted(keys, key=lambda k: k[1])  # a smaller, worse finding comes first
