@@ -61,7 +61,7 @@ def write_output(text: str, output: Path | None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from advisor.cli import commands  # noqa: F401  (registers the commands on `app`)
+    from advisor.cli import commands, fix  # noqa: F401  (register the commands on `app`)
 
     try:
         app(standalone_mode=False)
