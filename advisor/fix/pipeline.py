@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -111,6 +111,11 @@ class _Prover:
             self.reports[ids] = report
         return self.reports[ids].passed
 
+    def why(self, culprit: str) -> str:
+        """The failure of the smallest failing candidate that applied ``culprit``."""
+        failed = [(len(ids), ids) for ids, r in self.reports.items() if not r.passed and culprit in ids]
+        return self.reports[min(failed)[1]].failure if failed else "the proof failed with it"
+
 
 def _torch_plan(p: PlannedFix, config: FixConfig) -> PlannedFix:
     if not p.applies:
@@ -142,6 +147,7 @@ def _apply(config: FixConfig, analysis: _Analysis, plans: list[PlannedFix], stor
     baseline_report: ProofReport | None = None
     proof_report: ProofReport | None = None
     culprits: list[str] = []
+    why: dict[str, str] = {}
     kept = wanted
     if config.verify:
         spec = proof_spec(analysis, config)
@@ -152,12 +158,13 @@ def _apply(config: FixConfig, analysis: _Analysis, plans: list[PlannedFix], stor
                              hint="make its entrypoint run first, or pass --no-verify to fix it unproved")
         prover = _Prover(analysis, store, plans, spec, labels, work, sessions, config)
         kept, culprits = bisect(wanted, prover.passes)
+        why = {c: prover.why(c) for c in culprits}
         proof_report = prover.reports.get(tuple(kept)) or baseline_report
     by_id = {p.id: p for p in plans}
     drops = drops_for((by_id[i] for i in kept), analysis.tree, analysis.trees)
     config.progress(0, 0, f"writing {config.output}")
     written, layers = write_fixed(config.output, analysis.image, store, drops, config.insecure)
-    outcomes = _outcomes(plans, kept, culprits, drops, layers, analysis, config.verify, proof_report)
+    outcomes = _outcomes(plans, kept, why, drops, layers, analysis, config.verify, proof_report)
     removed = sum(o.removed_bytes for o in outcomes if o.applied and o.id != "squash-layers")
     if proof_report is not None:
         proof_report = replace(proof_report, reference=config.output)
@@ -190,7 +197,7 @@ def _credit(fix: PlannedFix, drops: Drops, layers: Sequence[Rewritten],
     return visible, hidden, files
 
 
-def _outcomes(plans: Sequence[PlannedFix], kept: Sequence[str], culprits: Sequence[str],
+def _outcomes(plans: Sequence[PlannedFix], kept: Sequence[str], culprits: Mapping[str, str],
               drops: Drops, layers: Sequence[Rewritten], analysis: _Analysis, verified: bool,
               proof: ProofReport | None) -> list[FixOutcome]:
     out = []
@@ -202,8 +209,7 @@ def _outcomes(plans: Sequence[PlannedFix], kept: Sequence[str], culprits: Sequen
             out.append(FixOutcome(p.id, p.title, p.estimated_bytes, visible, hidden, files, True,
                                   proof=status))
         elif p.id in culprits:
-            failing = "the proof failed with it"
-            out.append(FixOutcome(p.id, p.title, p.estimated_bytes, reason="left out: " + failing,
+            out.append(FixOutcome(p.id, p.title, p.estimated_bytes, reason="left out: " + culprits[p.id],
                                   proof="broke the proof"))
         else:
             reason = p.skipped or "nothing to remove"
