@@ -8,11 +8,11 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from advisor.cli import advise, bench, export
+from advisor.cli import advise, bench, export, fix
 from advisor.cli.app import app, debug_enabled
 from advisor.cli.errors import run_guarded
 
-COMMANDS = (advise, export, bench)  # each module registers its command on `app` when imported
+COMMANDS = (advise, export, bench, fix)  # each module registers its command on `app` when imported
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import struct
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
@@ -378,18 +378,31 @@ def build_layer(
     """Write one layer (a spec or a directory) into ``blobs_dir/<hex>``, named by its digest."""
     if isinstance(spec, Path):
         spec = spec_from_dir(spec)
+    layer_spec = spec
+
+    def write(sink: _Writable) -> None:
+        try:
+            write_tar(layer_spec, sink, opts)
+        except OSError as e:
+            raise BuildError(
+                f"cannot archive a layer file: {e}", hint="check the staged files"
+            ) from e
+
+    return build_layer_from(write, blobs_dir, compression)
+
+
+def build_layer_from(
+    write: Callable[[_Writable], None], blobs_dir: Path, compression: Compression = "gzip"
+) -> BuiltLayer:
+    """A layer whose tar bytes ``write`` produces (a filter over another layer, say),
+    compressed and hashed like ``build_layer``'s into ``blobs_dir/<hex>``."""
     blobs_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".layer-", dir=blobs_dir)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
             sink = _HashingSink(fh, compression)
-            try:
-                write_tar(spec, sink, opts)
-            except OSError as e:
-                raise BuildError(
-                    f"cannot archive a layer file: {e}", hint="check the staged files"
-                ) from e
+            write(sink)
             sink.finish()
         digest_hex = sink.blob_hash.hexdigest()
         final = blobs_dir / digest_hex

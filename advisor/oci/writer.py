@@ -148,7 +148,10 @@ def _add_new_layer(
     if isinstance(layer, BuiltLayer):
         target = staging.path(layer.digest)
         if not target.exists():
-            shutil.copyfile(layer.path, target)
+            try:  # a blob staged on the same filesystem (advisor fix's layers): no second copy
+                os.link(layer.path, target)
+            except OSError:
+                shutil.copyfile(layer.path, target)
         return BlobRecord(layer.digest, layer.size, layer.diff_id, layer.media_type)
     built = build_layer(layer, staging.blobs, compression, opts)
     return BlobRecord(built.digest, built.size, built.diff_id, built.media_type)
