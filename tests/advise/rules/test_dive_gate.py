@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.advise.advice import AdviseOptions, advise
-from advisor.advise.facts.capture import capture_for
-from advisor.advise.facts.layers import analyze_layers
+from advisor.advise.advice import Advice
+from advisor.advise.pipeline import AdviseConfig, run
 from advisor.advise.rules.gate import (
     GateRules,
     Status,
@@ -28,8 +27,6 @@ from advisor.advise.rules.gate import (
     user_wasted_share,
 )
 from advisor.errors import UsageError
-from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "dive"
 _VENV_DIVE = Path(sys.executable).parent / "dive"
@@ -43,11 +40,8 @@ def dive_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tar
 
 
-def _advice(tar: Path, rules: GateRules | None):  # type: ignore[no-untyped-def]
-    with open_image(f"docker-archive:{tar}") as img:
-        trees = read_layers(img, capture=capture_for)
-        report = analyze_layers(img, trees)
-        return advise(img, trees, report.tree, report, AdviseOptions(gate=rules))
+def _advice(tar: Path, rules: GateRules | None) -> Advice:
+    return run(AdviseConfig(f"docker-archive:{tar}", use_cache=False, gate=rules))
 
 
 def test_dive_numbers_on_dive_test_image(dive_image: Path) -> None:

@@ -7,11 +7,8 @@ import importlib.util
 import py_compile
 from pathlib import Path
 
-from advisor.advise.advice import advise, build_advice
-from advisor.advise.facts.capture import capture_for
-from advisor.advise.facts.layers import analyze_layers
-from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
+from advisor.advise.advice import build_advice
+from advisor.advise.pipeline import AdviseConfig, run
 from tests.advise.rules import fixtures as fx
 from tests.oci.helpers import make_image
 
@@ -38,10 +35,7 @@ def test_precompiled_bytecode_is_not_flagged(tmp_path: Path) -> None:
         "srv/tool/left.py": b"z = 3\n",
     }]
     ref = make_image(tmp_path, layers, config={"config": {"Env": SLIM_ENV}})
-    with open_image(ref) as img:
-        trees = read_layers(img, capture=capture_for)
-        report = analyze_layers(img, trees)
-        a = advise(img, trees, report.tree, report)
+    a = run(AdviseConfig(ref, use_cache=False))
     found = [f for f in a.findings if f.rule == "py-bytecode"]
     assert [f.paths for f in found] == [("srv",)]
     assert all("app/deps" not in p for f in found for p in f.frees)
