@@ -7,7 +7,7 @@ recommendations with savings that never count a byte twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,8 @@ class AdviseOptions:
     disabled_rules: frozenset[str] = frozenset()
     graph_details: bool = True
     gate: GateRules | None = None  # evaluated into Advice.gate; None: no gate asked for
+    # (rules done, rules in all, the rule running): the analysis is most of advise's CPU time
+    progress: Callable[[int, int, str], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,13 @@ def facts_from_image(image: Image) -> ImageFacts:
 
 def run_rules(ctx: Context, options: AdviseOptions) -> list[Finding]:
     findings: list[Finding] = []
-    for rule in options.rules:
-        if rule.id not in options.disabled_rules:
-            findings.extend(rule.evaluate(ctx))
+    active = [r for r in options.rules if r.id not in options.disabled_rules]
+    for i, rule in enumerate(active):
+        if options.progress is not None:
+            options.progress(i, len(active), rule.id)
+        findings.extend(rule.evaluate(ctx))
+    if options.progress is not None:
+        options.progress(len(active), len(active), "")
     return findings
 
 

@@ -42,6 +42,8 @@ class AdviseConfig:
     disabled_rules: frozenset[str] = frozenset()
     gate: GateRules | None = None  # evaluated into Advice.gate; None: no gate asked for
     progress: ProgressFn = field(default=_quiet, compare=False)
+    # the analysis after the read, counted in steps (the layers' merge, then each rule)
+    steps: ProgressFn = field(default=_quiet, compare=False)
 
 
 def check(config: AdviseConfig) -> None:
@@ -62,7 +64,11 @@ def run(config: AdviseConfig) -> Advice:
             image, capture=capture_for, cache=capture_cache() if config.use_cache else None,
             progress=lambda done, total: progress(done, total, "reading layers"),
         )
-        progress(0, 0, "analysing")
+        steps = config.steps
+        steps(0, 1, "analysing layers")
         layers = analyze_layers(image, trees)  # the one merge of the layer trees
         ctx = Context(facts_from_image(image), tuple(trees), layers.tree, layers)
-    return build_advice(ctx, AdviseOptions(disabled_rules=config.disabled_rules, gate=config.gate))
+    return build_advice(ctx, AdviseOptions(
+        disabled_rules=config.disabled_rules, gate=config.gate,
+        progress=lambda done, total, rule: steps(done + 1, total + 1, f"analysing: {rule}" if rule else "analysing"),
+    ))

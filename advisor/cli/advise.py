@@ -54,7 +54,7 @@ def advise(
             disabled_rules=frozenset(disable_rule or ()), gate=load_gate(fail_on, rules),
         )
         with progress_bar(fmt is not OutputFormat.json) as progress:
-            advice = pipeline.run(replace(config, progress=progress))
+            advice = pipeline.run(replace(config, progress=progress, steps=progress.steps))
         write_output(render(advice, fmt.value), output)
         if output_dir is not None:
             for ext, name in (("txt", "text"), ("json", "json"), ("md", "markdown"), ("html", "html")):

@@ -145,6 +145,8 @@ def export_cmd(
                 progress=lambda step, done, total: progress(done, total, step),
             ))
             summary["export"] = _export_summary(result)
+            if artifacts is None:  # the temporary folder is gone when this command exits
+                summary["export"]["artifacts"] = None
             if output is not None:
                 summary["image"] = _build(out_dir, output, progress, base=base, port=port,
                                           insecure=insecure, bytecode=bytecode, prune=prune,
@@ -209,7 +211,8 @@ def _print_summary(summary: Mapping[str, Any], fmt: OutputFormat) -> None:
                         (("fp32", ex["fp32_accuracy"]), ("int8", ex["int8_accuracy"])) if v is not None)
         graph = (f"{'fp32' if ex['quantization'] == 'none' else ex['quantization']}, "
                  f"{ex.get('graph') or 'unfused'} graph")
-        print(f"exported {ex['architecture']} {ex['task']} -> {ex['artifacts']} "
+        where = f" -> {ex['artifacts']}" if ex["artifacts"] else " (into the image only; --artifacts DIR keeps the files)"
+        print(f"exported {ex['architecture']} {ex['task']}{where} "
               f"({graph}, {human_bytes(ex['size_bytes'])}"
               f"{', ' + acc if acc else ''})")
     im = summary.get("image")

@@ -60,12 +60,30 @@ def _svg(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
+def tick_labels(ticks: Sequence[float], fmt: Fmt) -> list[str]:
+    """One unit for the whole axis (the largest tick's), as many decimals as the step needs:
+    ``0 s, 200 s, 400 s``, never ``0 ms, 200.00 s, 400.00 s``."""
+    labels = [fmt(t) for t in ticks]
+    top = max(ticks, default=0.0)
+    number, _, unit = labels[ticks.index(top)].partition(" ") if top else ("", "", "")
+    try:
+        shown = float(number.replace(",", ""))
+    except ValueError:
+        return labels  # not "NUMBER UNIT": leave the formatter's own words
+    if shown <= 0 or not unit or len(ticks) < 2:
+        return labels
+    per = 10.0 ** round(math.log10(top / shown))  # the unit's size (a power of ten) in the ticks' measure
+    step = (ticks[1] - ticks[0]) / per
+    decimals = next((d for d in range(4) if abs(round(step, d) - step) < 1e-9 * max(1.0, step)), 3)
+    return [f"{t / per:.{decimals}f} {unit}" for t in ticks]
+
+
 def _axis(x0: float, x1: float, y: float, ticks: list[float], scale: float, fmt: Fmt) -> list[str]:
     out = [f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#868e96"/>']
-    for t in ticks:
+    for t, label in zip(ticks, tick_labels(ticks, fmt), strict=True):
         x = x0 + t * scale
         out.append(f'<line x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{y + 4}" stroke="#868e96"/>')
-        out.append(_text(x, y + 16, fmt(t), "middle", 'fill="#495057"'))
+        out.append(_text(x, y + 16, label, "middle", 'fill="#495057"'))
     return out
 
 

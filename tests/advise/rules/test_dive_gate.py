@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor import advise
+from advisor.advise.advice import Advice
+from advisor.advise.pipeline import AdviseConfig, run
 from advisor.advise.rules.gate import (
     GateRules,
     Status,
@@ -39,8 +40,8 @@ def dive_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tar
 
 
-def _advice(tar: Path, rules: GateRules | None):  # type: ignore[no-untyped-def]
-    return advise.run(advise.AdviseConfig(f"docker-archive:{tar}", use_cache=False, gate=rules))
+def _advice(tar: Path, rules: GateRules | None) -> Advice:
+    return run(AdviseConfig(f"docker-archive:{tar}", use_cache=False, gate=rules))
 
 
 def test_dive_numbers_on_dive_test_image(dive_image: Path) -> None:

@@ -7,8 +7,8 @@ import importlib.util
 import py_compile
 from pathlib import Path
 
-from advisor import advise
 from advisor.advise.advice import build_advice
+from advisor.advise.pipeline import AdviseConfig, run
 from tests.advise.rules import fixtures as fx
 from tests.oci.helpers import make_image
 
@@ -35,7 +35,7 @@ def test_precompiled_bytecode_is_not_flagged(tmp_path: Path) -> None:
         "srv/tool/left.py": b"z = 3\n",
     }]
     ref = make_image(tmp_path, layers, config={"config": {"Env": SLIM_ENV}})
-    a = advise.run(advise.AdviseConfig(ref, use_cache=False))
+    a = run(AdviseConfig(ref, use_cache=False))
     found = [f for f in a.findings if f.rule == "py-bytecode"]
     assert [f.paths for f in found] == [("srv",)]
     assert all("app/deps" not in p for f in found for p in f.frees)
