@@ -58,8 +58,10 @@ def layer_note(drop: Mapping[str, str], rewritten: Rewritten) -> str:
             f"({human(rewritten.dropped_bytes)}): {parts}")
 
 
-def fixed_config(image: Image, drops: Drops, layers: Sequence[Rewritten]) -> dict[str, Any]:
-    """The original config with each rewritten layer's history entry saying what it lost."""
+def fixed_config(image: Image, drops: Drops, layers: Sequence[Rewritten],
+                 added: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
+    """The original config with each rewritten layer's history entry saying what it lost,
+    and one entry per ``added`` layer (the CPU torch)."""
     raw: dict[str, Any] = copy.deepcopy(dict(image.config.raw))
     history = [dict(h) for h in raw.get("history") or []]
     non_empty = [h for h in history if not h.get("empty_layer")]
@@ -70,17 +72,19 @@ def fixed_config(image: Image, drops: Drops, layers: Sequence[Rewritten]) -> dic
         note = layer_note(drops.get(layer.index, {}), rewritten)
         if note:
             entry["comment"] = f"{entry['comment']}; {note}" if entry.get("comment") else note
-    raw["history"] = history
+    raw["history"] = [*history, *(dict(h) for h in added)]
     raw.pop("rootfs", None)
     return raw
 
 
 def write_fixed(dest: str, image: Image, store: LayerStore, drops: Drops,
-                insecure: bool = False) -> tuple[WrittenImage, list[Rewritten]]:
-    """Write the image with ``drops`` applied to ``dest`` (atomically, deterministically)."""
+                insecure: bool = False,
+                added: Sequence[tuple[BuiltLayer, Mapping[str, str]]] = ()) -> tuple[WrittenImage, list[Rewritten]]:
+    """Write the image with ``drops`` applied (and ``added`` layers, each with its history
+    entry, on top) to ``dest``, atomically and deterministically."""
     layers = store.all_layers(drops)
-    config = fixed_config(image, drops, layers)
-    built: list[BuiltLayer] = [r.layer for r in layers]
+    config = fixed_config(image, drops, layers, [h for _, h in added])
+    built: list[BuiltLayer] = [r.layer for r in layers] + [b for b, _ in added]
     written = write_image(dest, built, config, insecure=insecure)
     return written, layers
 

@@ -24,10 +24,13 @@ from advisor.fix.plan import TORCH_FIX, PlannedFix, drops_for, plan_fixes
 from advisor.fix.proof import ProofSpec, bisect, local_module_names, prove
 from advisor.fix.rewrite import Rewritten
 from advisor.fix.sandbox import Session, open_session
+from advisor.fix.torch import TorchSwap
 from advisor.fsutil import staging_dir_for
 from advisor.oci.filetree import FileTree, LayerTree, merge_layers
 from advisor.oci.model import Image
 from advisor.oci.refs import as_ref
+from advisor.oci.tarball import Compression
+from advisor.oci.writer import WrittenImage
 
 SessionFactory = Callable[[str], AbstractContextManager[Session]]
 
@@ -89,10 +92,10 @@ def _work_dir(output: str) -> Iterator[Path]:
 class _Prover:
     """Proves candidates (each a set of applied fixes) and remembers every outcome."""
 
-    def __init__(self, analysis: _Analysis, store: LayerStore, plans: Sequence[PlannedFix],
+    def __init__(self, analysis: _Analysis, candidates: _Candidates, plans: Sequence[PlannedFix],
                  spec: ProofSpec, baseline: list[str] | None, work: Path,
                  sessions: SessionFactory, config: FixConfig) -> None:
-        self.analysis, self.store, self.spec, self.baseline = analysis, store, spec, baseline
+        self.analysis, self.candidates, self.spec, self.baseline = analysis, candidates, spec, baseline
         self.plans = {p.id: p for p in plans}
         self.work, self.sessions, self.config = work, sessions, config
         self.reports: dict[tuple[str, ...], ProofReport] = {}
@@ -102,8 +105,7 @@ class _Prover:
             n = len(self.reports)
             self.config.progress(n, 0, f"proving {', '.join(ids) or 'the original'}")
             layout = self.work / f"candidate-{n}"
-            drops = drops_for((self.plans[i] for i in ids), self.analysis.tree, self.analysis.trees)
-            write_fixed(f"oci:{layout}:proof", self.analysis.image, self.store, drops)
+            self.candidates.write(f"oci:{layout}:proof", self.analysis, self.plans, ids)
             try:
                 report, _ = prove(self.sessions, f"oci:{layout}:proof", self.spec, self.baseline)
             finally:
@@ -117,14 +119,25 @@ class _Prover:
         return self.reports[min(failed)[1]].failure if failed else "the proof failed with it"
 
 
-def _torch_plan(p: PlannedFix, config: FixConfig) -> PlannedFix:
+def _torch_plan(p: PlannedFix, config: FixConfig, analysis: _Analysis, work: Path,
+                compression: Compression) -> tuple[PlannedFix, TorchSwap | None]:
+    """cpu-torch applies only with a CPU wheel of the same version from the named source."""
     if not p.applies:
-        return p
+        return p, None
     if config.torch == "keep":
-        return p.with_skip("--torch keep")
-    if config.wheels is None and config.index_url is None:
-        return p.with_skip("no CPU torch wheel source: pass --wheels DIR or --index-url URL")
-    return p.with_skip("the CPU torch swap is not built yet")
+        return p.with_skip("--torch keep"), None
+    from advisor.fix.torch import build_swap, find_wheel
+
+    torch = analysis.ctx.dists.get("torch")
+    if torch is None:
+        return p.with_skip("torch's distribution metadata is not readable"), None
+    config.progress(0, 0, "finding the CPU torch wheel")
+    wheel, why = find_wheel(torch.version, analysis.ctx.python_version, analysis.image.config.architecture,
+                            config.wheels, config.index_url, work)
+    if wheel is None:
+        return p.with_skip(why), None
+    config.progress(0, 0, f"installing {wheel.name}")
+    return p, build_swap(analysis.ctx, wheel, work, compression)
 
 
 def run(config: FixConfig, sessions: SessionFactory = open_session) -> FixResult:
@@ -134,16 +147,36 @@ def run(config: FixConfig, sessions: SessionFactory = open_session) -> FixResult
 
     with open_image(config.image, platform=config.platform, insecure=config.insecure) as image:
         analysis = _analyse(config, image)
-        plans = [(_torch_plan(p, config) if p.id == TORCH_FIX else p)
-                 for p in plan_fixes(analysis.advice, analysis.trees, config.only, config.skip)]
+        plans = plan_fixes(analysis.advice, analysis.trees, config.only, config.skip)
         with _work_dir(config.output) as work:
-            store = LayerStore(image, work / "blobs", uncompressed_destination(config.output))
-            return _apply(config, analysis, plans, store, work, sessions)
+            uncompressed = uncompressed_destination(config.output)
+            swap = None
+            for i, p in enumerate(plans):
+                if p.id == TORCH_FIX:
+                    plans[i], swap = _torch_plan(p, config, analysis, work, "none" if uncompressed else "gzip")
+            store = LayerStore(image, work / "blobs", uncompressed)
+            return _apply(config, analysis, plans, _Candidates(store, swap), work, sessions)
 
 
-def _apply(config: FixConfig, analysis: _Analysis, plans: list[PlannedFix], store: LayerStore,
+@dataclass(frozen=True)
+class _Candidates:
+    """Writes the image for a set of applied fixes: the rewritten layers, plus the CPU torch
+    layer when cpu-torch is among them."""
+
+    store: LayerStore
+    swap: TorchSwap | None
+
+    def write(self, dest: str, analysis: _Analysis, plans: Mapping[str, PlannedFix],
+              ids: Sequence[str], insecure: bool = False) -> tuple[WrittenImage, list[Rewritten], Drops]:
+        drops = drops_for((plans[i] for i in ids), analysis.tree, analysis.trees)
+        added = [(self.swap.layer, self.swap.history)] if self.swap and TORCH_FIX in ids else []
+        written, layers = write_fixed(dest, analysis.image, self.store, drops, insecure, added)
+        return written, layers, drops
+
+
+def _apply(config: FixConfig, analysis: _Analysis, plans: list[PlannedFix], candidates: _Candidates,
            work: Path, sessions: SessionFactory) -> FixResult:
-    wanted = [p.id for p in plans if p.applies and p.removals]
+    wanted = [p.id for p in plans if p.applies and (p.removals or p.id == TORCH_FIX)]
     baseline_report: ProofReport | None = None
     proof_report: ProofReport | None = None
     culprits: list[str] = []
@@ -156,15 +189,15 @@ def _apply(config: FixConfig, analysis: _Analysis, plans: list[PlannedFix], stor
         if not baseline_report.passed:
             raise BuildError(f"the original image fails the proof before any fix: {baseline_report.failure}",
                              hint="make its entrypoint run first, or pass --no-verify to fix it unproved")
-        prover = _Prover(analysis, store, plans, spec, labels, work, sessions, config)
+        prover = _Prover(analysis, candidates, plans, spec, labels, work, sessions, config)
         kept, culprits = bisect(wanted, prover.passes)
         why = {c: prover.why(c) for c in culprits}
         proof_report = prover.reports.get(tuple(kept)) or baseline_report
     by_id = {p.id: p for p in plans}
-    drops = drops_for((by_id[i] for i in kept), analysis.tree, analysis.trees)
     config.progress(0, 0, f"writing {config.output}")
-    written, layers = write_fixed(config.output, analysis.image, store, drops, config.insecure)
-    outcomes = _outcomes(plans, kept, why, drops, layers, analysis, config.verify, proof_report)
+    written, layers, drops = candidates.write(config.output, analysis, by_id, kept, config.insecure)
+    added = candidates.swap.added_bytes if candidates.swap and TORCH_FIX in kept else 0
+    outcomes = _outcomes(plans, kept, why, drops, layers, analysis, config.verify, proof_report, added)
     removed = sum(o.removed_bytes for o in outcomes if o.applied and o.id != "squash-layers")
     if proof_report is not None:
         proof_report = replace(proof_report, reference=config.output)
@@ -199,11 +232,13 @@ def _credit(fix: PlannedFix, drops: Drops, layers: Sequence[Rewritten],
 
 def _outcomes(plans: Sequence[PlannedFix], kept: Sequence[str], culprits: Mapping[str, str],
               drops: Drops, layers: Sequence[Rewritten], analysis: _Analysis, verified: bool,
-              proof: ProofReport | None) -> list[FixOutcome]:
+              proof: ProofReport | None, torch_added: int = 0) -> list[FixOutcome]:
     out = []
     for p in plans:
         if p.id in kept:
             visible, hidden, files = _credit(p, drops, layers, analysis.tree)
+            if p.id == TORCH_FIX:
+                visible -= torch_added  # net, as advise estimates it: the CPU build comes back
             status = "passed" if proof is not None and proof.passed else (
                 "skipped (--no-verify)" if not verified else "not run")
             out.append(FixOutcome(p.id, p.title, p.estimated_bytes, visible, hidden, files, True,
