@@ -119,13 +119,15 @@ def _skopeo_ref(ref: str) -> tuple[str, list[str]]:
 
 
 def unpack(ref: str, dest: Path | None = None, *, userns: bool | None = None) -> Bundle:
-    """Unpack ``ref`` into ``dest`` (a new directory by default); on any error nothing is left.
+    """Unpack ``ref`` into ``dest`` (a new directory by default); on any error nothing it
+    wrote is left.
 
     Raises ``BadInputError`` for an image that cannot run (a user it does not define, an
     absolute symlink as its working directory), ``MissingDependencyError`` without the tools.
     """
     skopeo, umoci = tool("skopeo"), tool("umoci")
     mapped = userns_available() if userns is None else userns
+    created = dest is None or not dest.exists()
     root = dest or Path(
         tempfile.mkdtemp(prefix="advisor-run-", dir=scratch_dir(_bundle_bytes(ref)))
     )
@@ -150,7 +152,9 @@ def unpack(ref: str, dest: Path | None = None, *, userns: bool | None = None) ->
         _check(bundle)
         return bundle
     except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
+        # A directory the caller made stays; only what this call wrote in it goes.
+        for path in [root] if created else [layout, root / "bundle"]:
+            shutil.rmtree(path, ignore_errors=True)
         raise
 
 
