@@ -3,7 +3,7 @@
     python benchmarks/build/measure.py --artifacts DIR [--reps 7] [--out results.json]
 
 Everything runs on this machine: images are built from the offline Debian bases, unpacked
-with umoci and started with unshare (advisor.sandbox.runner); clients talk over loopback,
+with umoci and started with runc (advisor.sandbox.runner); clients talk over its loopback,
 bounded in count. Cold start = spawn of the entrypoint -> first /predict answered, with the
 unpacked files in the page cache (a warm-disk cold start, as on a node that pulled the image).
 Cases are interleaved (A B C A B C ...) so background load hits them alike.
@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from advisor.sandbox.runner import Bundle, start, unpack_image, wait_ready
+from advisor.sandbox.runner import Bundle, Running, start, unpack_image, wait_ready
 from advisor.slim.debian_base import ensure_debian_base
 from advisor.slim.image import BuildConfig, BuildResult, Bytecode, build_serving_image
 
@@ -39,8 +39,8 @@ def build(artifacts: Path, base: str, bytecode: Bytecode, out: Path) -> BuildRes
     )
 
 
-def post(port: int, body: bytes, conn: http.client.HTTPConnection | None = None) -> float:
-    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def post(run: Running, body: bytes, conn: http.client.HTTPConnection | None = None) -> float:
+    c = conn or run.connection(timeout=60)
     t0 = time.perf_counter()
     c.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
     resp = c.getresponse()
@@ -57,7 +57,7 @@ def cold_start(bundle: Bundle) -> float:
     run.keep = True
     try:
         wait_ready(run, timeout=120)
-        post(run.port, json.dumps({"text": SENTENCE}).encode())
+        post(run, json.dumps({"text": SENTENCE}).encode())
         return time.monotonic() - run.started_at
     finally:
         run.stop()
@@ -73,9 +73,9 @@ def load(
     lock = threading.Lock()
 
     def client(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=120)
+        conn = run.connection(timeout=120)
         for _ in range(n):
-            dt = post(run.port, body, conn)
+            dt = post(run, body, conn)
             with lock:
                 latencies.append(dt)
         conn.close()
@@ -83,7 +83,7 @@ def load(
     try:
         wait_ready(run, timeout=120)
         for _ in range(3):
-            post(run.port, body)
+            post(run, body)
         per = max(1, requests // clients)
         threads = [threading.Thread(target=client, args=(per,)) for _ in range(clients)]
         t0 = time.perf_counter()

@@ -9,7 +9,6 @@ Prints one JSON line: reference, seconds to ready, the predictions, and the erro
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import sys
 from pathlib import Path
@@ -26,8 +25,8 @@ from advisor.sandbox import runner  # noqa: E402
 TEXTS = ["A warm, funny and moving film.", "Dull, predictable and far too long."]
 
 
-def post(port: int, body: bytes) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def post(running: runner.Running, body: bytes) -> tuple[int, Any]:
+    conn = running.connection(timeout=60)
     conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
     response = conn.getresponse()
     status, data = response.status, json.loads(response.read())
@@ -43,8 +42,8 @@ def main() -> int:
     result = build.build(a.fixed, a.model_dir, use_cache=True, quiet=True)
     running = runner.run_image(result.reference, timeout=300)
     try:
-        status, predictions = post(running.port, json.dumps({"texts": TEXTS}).encode())
-        bad_status, _ = post(running.port, b'{"nope": 1}')
+        status, predictions = post(running, json.dumps({"texts": TEXTS}).encode())
+        bad_status, _ = post(running, b'{"nope": 1}')
     finally:
         running.stop()
     print(json.dumps({"reference": result.reference, "ready_s": round(running.ready_s, 2), "status": status,

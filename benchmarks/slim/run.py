@@ -14,7 +14,6 @@ and ``report.md``.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import sys
 import tempfile
@@ -64,7 +63,7 @@ def build(artifacts: Path, base: str, dest: Path, prune: bool) -> dict[str, Any]
 def answers(ref: str, texts: tuple[str, ...]) -> list[bytes]:
     out = []
     with run_image(ref, timeout=120) as run:
-        conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=60)
+        conn = run.connection(timeout=60)
         for text in texts:
             conn.request("POST", "/predict", body=json.dumps({"text": text}))
             out.append(conn.getresponse().read())

@@ -1,8 +1,7 @@
-"""Run the built image with umoci + unshare and talk to it over loopback."""
+"""Run the built image with umoci + runc and talk to it inside its network namespace."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from advisor.errors import BuildError
+from advisor.errors import BadInputError, BuildError
 from advisor.sandbox.runner import Running, run_image
 from advisor.slim.image import BuildResult
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
@@ -30,7 +29,7 @@ def running(built: BuildResult) -> Iterator[Running]:
 
 
 def call(run: Running, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=30)
+    conn = run.connection(timeout=30)
     conn.request(method, path, body=body)
     resp = conn.getresponse()
     doc = json.loads(resp.read())
@@ -39,7 +38,7 @@ def call(run: Running, method: str, path: str, body: bytes | None = None) -> tup
 
 
 def test_unpacked_with_umoci(running: Running) -> None:
-    assert (running.bundle.root / "bundle" / "config.json").exists()
+    assert (running.container.run_dir / "config.json").exists()
     assert (running.bundle.rootfs / "app" / "model" / "model.onnx").exists()
     assert running.url.startswith("http://127.0.0.1:")
     assert running.bundle.entrypoint == ("/usr/bin/python3.11", "-m", "advisor.serve")
@@ -107,8 +106,11 @@ def test_runs_as_the_non_root_user(running: Running) -> None:
     pid = running.server_pid()
     assert pid is not None
     status = Path(f"/proc/{pid}/status").read_text()
-    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-    assert uid_line.split()[1:] == ["10001"] * 4
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    base = running.bundle.id_map[0] if running.bundle.id_map else 0
+    assert fields["Uid"].split() == [str(base + 10001)] * 4  # 10001 inside its namespace
+    assert int(fields["CapEff"], 16) == 0 and int(fields["CapPrm"], 16) == 0
+    assert fields["NoNewPrivs"].strip() == "1" and fields["Seccomp"].strip() == "2"
     assert (running.bundle.rootfs / "app" / "model" / "model.onnx").stat().st_mode & 0o004
 
 
@@ -128,13 +130,13 @@ def test_a_failing_server_reports_its_logs(built: BuildResult) -> None:
         run_image(built.destination, env={"PORT": "not-a-port"}, timeout=60)
 
 
-def test_a_missing_image_is_a_build_error_and_leaves_nothing(
+def test_a_missing_image_is_a_bad_input_error_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from advisor.sandbox.runner import unpack_image
 
     monkeypatch.setenv("ADVISOR_RUN_DIR", str(tmp_path))
-    with pytest.raises(BuildError, match="skopeo copy"):
+    with pytest.raises(BadInputError, match="reading oci:"):
         unpack_image(f"oci:{tmp_path / 'nope'}:v1")
     assert list(tmp_path.iterdir()) == []
 
@@ -150,7 +152,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 
 
 def test_stop_ends_a_non_root_server_that_ignores_sigterm(tmp_path: Path, debian_base: str) -> None:
-    """unshare's --kill-child is lost once the child setuid()s: stop() must still end it."""
+    """A server that ignores SIGTERM as PID 1 still ends: stop() sends SIGKILL after the grace."""
     import os
 
     from advisor.oci.loader import open_image

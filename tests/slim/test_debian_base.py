@@ -106,7 +106,6 @@ def test_the_slim_base_serves_pruned_deps(tiny_artifacts: Path, tmp_path: Path) 
     """The default build ships only what the traced server loaded: onnxruntime's unloaded
     libonnxruntime.so, its converters and numpy's tests go; the image answers like the
     host's in-process model, to the last bit, on /predict and on /v2 infer."""
-    import http.client
 
     from advisor.sandbox.runner import run_image
     from advisor.serve.model import Model
@@ -128,7 +127,7 @@ def test_the_slim_base_serves_pruned_deps(tiny_artifacts: Path, tmp_path: Path) 
         assert not list((rootfs / "app/deps/onnxruntime/capi").glob("libonnxruntime.so*"))
         assert (rootfs / "app/deps/numpy/_core/__init__.py").exists()
         assert list(rootfs.glob("app/deps/onnxruntime-*.dist-info/RECORD"))
-        conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=30)
+        conn = run.connection(timeout=30)
         conn.request("POST", "/predict", body=json.dumps({"texts": texts}))
         resp = conn.getresponse()
         assert resp.status == 200 and json.loads(resp.read())["predictions"] == expected

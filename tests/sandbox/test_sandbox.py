@@ -1,0 +1,73 @@
+"""Real runs under runc on the cached Debian base: what the sandboxed process sees."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from advisor.sandbox import Bind, Bundle, Policy, run, unpack
+from tests.slim.fixtures import NEEDS_ROOT_TOOLS
+
+NEEDS_RUNC = pytest.mark.skipif(shutil.which("runc") is None and not Path("/usr/sbin/runc").exists(),
+                                reason="needs runc (apt-get install runc)")  # fmt: skip
+pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS, NEEDS_RUNC]
+
+STATUS = "grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"
+
+
+@pytest.fixture(scope="module")
+def bundle(debian_base: str) -> Iterator[Bundle]:
+    b = unpack(debian_base)
+    yield b
+    b.remove()
+    assert not b.root.exists()
+
+
+def _fields(text: str) -> dict[str, str]:
+    return {k: v.strip() for k, v in (ln.split(":", 1) for ln in text.splitlines() if ":" in ln)}
+
+
+def test_root_image_runs_confined(bundle: Bundle) -> None:
+    done = run(bundle, ["sh", "-c", STATUS])
+    assert done.returncode == 0, done.stderr
+    f = _fields(done.stdout)
+    assert f["Uid"].split() == ["0"] * 4  # root inside; the host sees the mapped id
+    assert int(f["CapEff"], 16) == int(f["CapBnd"], 16) == 0xA00405FB  # Docker's 14 minus 2
+    assert f["NoNewPrivs"] == "1" and f["Seccomp"] == "2"
+    assert done.limits.startswith(("cgroup", "rlimit"))
+
+
+def test_only_loopback_and_a_few_devices(bundle: Bundle) -> None:
+    done = run(bundle, ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1; echo --; ls /dev"])
+    nets, devs = done.stdout.split("--\n")
+    assert nets.split() == ["lo"]
+    nodes = {"full", "null", "random", "tty", "urandom", "zero"}
+    assert set(devs.split()) - nodes <= {"fd", "mqueue", "ptmx", "pts", "shm", "stderr", "stdin", "stdout"}
+
+
+def test_read_only_root_and_a_bounded_tmp(bundle: Bundle) -> None:
+    script = "touch /etc/x 2>&1; echo ok > /tmp/t && cat /tmp/t; df -k /tmp | tail -1"
+    done = run(bundle, ["sh", "-c", script], policy=Policy(tmp_bytes=8 << 20))
+    assert "Read-only file system" in done.stdout and "\nok\n" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].split()[1] == "8192"
+    assert not (bundle.rootfs / "etc" / "x").exists() and not (bundle.rootfs / "tmp" / "t").exists()
+
+
+def test_binds_are_read_only_unless_asked(bundle: Bundle, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("hello")
+    tmp_path.chmod(0o755)
+    policy = Policy(binds=(Bind(tmp_path, "/probe"),))
+    done = run(bundle, ["sh", "-c", "cat /probe/in.txt; touch /probe/new 2>&1"], policy=policy)
+    assert done.stdout.startswith("hello") and "Read-only" in done.stdout
+    assert not (tmp_path / "new").exists()
+
+
+def test_stdin_stdout_exit_status_and_timeout(bundle: Bundle) -> None:
+    done = run(bundle, ["python3", "-c", "import sys; print(sys.stdin.read()[::-1]); sys.exit(3)"],
+               input="abc")  # fmt: skip
+    assert (done.returncode, done.stdout) == (3, "cba\n")
+    slow = run(bundle, ["sleep", "30"], timeout_s=1)
+    assert slow.timed_out and slow.seconds < 20
