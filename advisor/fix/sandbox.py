@@ -45,7 +45,7 @@ class _Started:
     running: Running
 
     def alive(self) -> bool:
-        return self.running.process.poll() is None
+        return self.running.container.alive()
 
     def logs(self) -> str:
         return self.running.logs()
@@ -55,7 +55,8 @@ class _Started:
 
     @property
     def returncode(self) -> int | None:
-        return self.running.process.poll()
+        c = self.running.container
+        return None if c.alive() else c.wait(0)
 
 
 @dataclass
