@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(skopeo umoci runc docker-registry mmdebstrap apache2-utils openssl chromium gcc binutils zstd pigz git)
+APT_PACKAGES=(skopeo umoci runc buildah docker-registry mmdebstrap apache2-utils openssl chromium gcc binutils zstd pigz git)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,8 +12,10 @@ done
 if ((${#missing[@]})); then
   echo "setup: apt-get install ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # A fresh cloud machine often runs its own apt at boot: wait for the dpkg lock, don't fail.
+  LOCK=(-o DPkg::Lock::Timeout=900)
+  $SUDO apt-get "${LOCK[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${LOCK[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}

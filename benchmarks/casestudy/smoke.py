@@ -1,7 +1,7 @@
 """Run a case study image (no daemon) and check it serves: /health, /predict, a 400.
 
     python benchmarks/casestudy/smoke.py            # the fat image (built or cached first)
-    python benchmarks/casestudy/smoke.py --fixed
+    python benchmarks/casestudy/smoke.py --variant fixed
 
 Prints one JSON line: reference, seconds to ready, the predictions, and the error status.
 """
@@ -36,10 +36,10 @@ def post(running: runner.Running, body: bytes) -> tuple[int, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fixed", action="store_true")
+    p.add_argument("--variant", choices=sorted(build.VARIANTS), default="fat")
     p.add_argument("--model-dir", type=Path, help="as for build.py")
     a = p.parse_args()
-    result = build.build(a.fixed, a.model_dir, use_cache=True, quiet=True)
+    result = build.build(a.variant, a.model_dir, quiet=True)
     running = runner.run_image(result.reference, timeout=300)
     try:
         status, predictions = post(running, json.dumps({"texts": TEXTS}).encode())

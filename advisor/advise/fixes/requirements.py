@@ -62,7 +62,7 @@ def split_requirements(advice: Advice) -> Requirements:
     for d in dists:
         if d.key == "torch" and not torch_version:
             torch_version = d.version.split("+", 1)[0]
-        if is_gpu_dist(d.key):
+        if is_gpu_dist(d.key) or d.key == "torch":  # torch: its own line, from TORCH_INDEX
             continue
         kept_required_by = [r for r in d.required_by if r not in dev]
         if d.key in dev:
@@ -82,6 +82,6 @@ def render_requirements(reqs: Requirements) -> tuple[str, str]:
         head += ("# torch comes from the CPU-only index first:\n"
                  f"#   pip install --index-url https://download.pytorch.org/whl/cpu torch=={reqs.torch_version}\n")
     runtime = head + "".join(f"{r}\n" for r in reqs.runtime)
-    dev = "# Dev, test and notebook tools: never in the production image.\n-r requirements.txt\n"
+    dev = "# Dev, test and notebook tools, never in the production image (written by advisor).\n-r requirements.txt\n"
     dev += "".join(f"{r}\n" for r in reqs.dev)
     return runtime, dev

@@ -51,8 +51,11 @@ def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
     proc = subprocess.run([_hadolint(), "--no-color", str(dockerfile)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = dockerfile.read_text()
-    assert text.count("FROM python:3.11-slim-bookworm") == 2 and " AS build" in text
-    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.14.1" in text
+    assert "ARG BUILD_BASE=python:3.11-slim-bookworm\nARG BASE=python:3.11-slim-bookworm\n" in text
+    assert "FROM ${BUILD_BASE} AS build" in text and "\nFROM ${BASE}\n" in text
+    assert "ARG TORCH_VERSION=2.14.1\nARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in text
+    assert '--index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"' in text
+    assert "#   - CPU-only torch 2.14.1" in text and "#   - runs as a non-root user" in text
     assert "--no-cache-dir" in text and "USER 10001" in text and 'CMD ["python", "serve.py"]' in text
     assert "WORKDIR /srv/app" in text and "EXPOSE 8080/tcp" in text
 
@@ -100,3 +103,54 @@ def test_runtime_requirements_are_what_the_entrypoint_imports() -> None:
     advice = _advice(img, cmd=img.cmd, working_dir=img.working_dir)
     runtime = [ln for ln in plan_fixes(advice).files["requirements.txt"].splitlines() if ln and not ln.startswith("#")]
     assert runtime == ["flask==3.0.3", "gunicorn==23.0.0", "requests==2.32.3"]
+
+
+def test_header_lists_only_the_fixes_applied() -> None:
+    """An image with no CUDA torch, no dev tools and no context leftovers gets none of those
+    claims in its header."""
+    img = fx.unused_packages()
+    text = plan_fixes(_advice(img, cmd=img.cmd, working_dir=img.working_dir, user="app")).files["Dockerfile"]
+    header = [ln for ln in text.splitlines() if ln.startswith("#   - ")]
+    assert header == ["#   - multi-stage build: the venv is built in its own stage, no compilers ship"]
+    assert "TORCH" not in text and "useradd" not in text and "USER" not in text
+
+
+def test_no_python_no_dockerfile() -> None:
+    """Nothing to rewrite (no Python app, no OS packages): no Dockerfile, no requirements."""
+    img = fx.Img([{"bin/busybox": b"x" * 1000, "etc/passwd": b"root:x:0:0::/root:/bin/sh\n"}],
+                 ["/bin/sh -c #(nop) ADD file:abc in / "])
+    assert plan_fixes(_advice(img, cmd=("sh",))).files == {}
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text("FROM python:3.11\n")
+    (project / "requirements.txt").write_text("flask\n")
+    return project
+
+
+def test_write_fixes_refuses_to_replace_the_users_files(tmp_path: Path) -> None:
+    from advisor.errors import UsageError
+
+    project = _project(tmp_path)
+    advice = _advice(_fat_image())
+    with pytest.raises(UsageError, match="Dockerfile exists and advisor did not write it") as e:
+        write_fixes(advice, project)
+    assert e.value.exit_code == 2 and "--force" in (e.value.hint or "")
+    assert (project / "Dockerfile").read_text() == "FROM python:3.11\n"  # nothing half-written
+    assert sorted(p.name for p in project.iterdir()) == ["Dockerfile", "requirements.txt"]
+    # advisor's own files are replaced on a second run; --force replaces the user's
+    written = write_fixes(advice, tmp_path / "fixes")
+    assert write_fixes(advice, tmp_path / "fixes") == written
+    write_fixes(advice, project, force=True)
+    assert (project / "Dockerfile").read_text().startswith("# Rewritten by advisor")
+
+
+def test_cli_refuses_before_reading_the_image(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "advisor.cli", "advise", f"oci:{tmp_path}/missing",
+                           "--write-fixes", str(project)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{project / 'Dockerfile'} exists and advisor did not write it" in proc.stderr
+    assert "hint:" in proc.stderr and (project / "Dockerfile").read_text() == "FROM python:3.11\n"

@@ -1,0 +1,134 @@
+"""Fidelity of advise's estimates: each recommendation applied alone, and all of them, built.
+
+    python benchmarks/casestudy/fidelity.py [--model-dir DIR] [--json results/fidelity.json]
+
+1. builds (or reuses) the fat image and runs ``advisor advise`` on it, with ``--write-fixes``;
+2. builds one variant of the article's Dockerfile per recommendation it can apply alone
+   (``variants/``: caches cleaned, .dockerignore, dev tools out of requirements.txt), and the
+   Dockerfile advise wrote (all the fixes together, on the offline bases and the local CPU
+   torch wheel through its ARGs);
+3. compares the bytes advise estimated with the bytes each built variant really freed
+   (the fat image's layer tars minus the variant's, from buildah's store).
+Prints a markdown table; ``--json`` writes the numbers. Variants are removed after measuring
+(disk): only the fat image and the all-fixes image are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE))
+
+import build  # noqa: E402
+import buildah  # noqa: E402
+
+# recommendation id -> files laid over the staged context (relative to this folder)
+ALONE = {
+    "clean-caches": {"Dockerfile": "variants/Dockerfile.caches"},
+    "dockerignore": {".dockerignore": "variants/dockerignore"},
+    "remove-dev-tools": {"requirements.txt": "variants/requirements-nodev.txt"},
+}
+NOT_ALONE = {  # and why no variant applies it alone
+    "onnx-runtime": "measured by `advisor export` and `advisor bench` (the slim image)",
+    "cpu-torch": "offline there is no CPU torch 2.14.1 (only 2.13.0+cpu), and torchvision/torchaudio "
+    "pin the CUDA torch: applied in the all-fixes image only",
+    "slim-base": "needs the multi-stage build: applied in the all-fixes image",
+}
+
+
+def advise(ref: str, fixes: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "advisor.cli", "advise", ref, "--format", "json",
+         "--write-fixes", str(fixes), "--force"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"advise failed: {proc.stderr.strip()[-2000:]}")
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+def measure(model_dir: Path | None, keep: bool) -> dict[str, Any]:
+    store = buildah.Store()
+    started = time.monotonic()
+    fat = build.build("fat", model_dir, quiet=True)
+    fat_bytes = fat.built.size_bytes
+    fixes = buildah.cache_root() / "fixes-written"
+    report = advise(fat.reference, fixes)
+    recs = {r["id"]: r for r in report["recommendations"]}
+    rows = []
+    for rec_id, files in ALONE.items():
+        if rec_id not in recs:
+            continue
+        variant = build.build(rec_id, model_dir, quiet=True,
+                              files={k: HERE / v for k, v in files.items()}, push=False)  # fmt: skip
+        freed = fat_bytes - variant.built.size_bytes
+        rows.append(_row(rec_id, recs[rec_id]["title"], int(recs[rec_id]["standalone_savings_bytes"]), freed))
+        if not keep:
+            buildah.remove_image(store, variant.built.tag)
+    args = {"TORCH_VERSION": build.CPU_TORCH[-1].name.split("-")[1].split("+")[0],
+            "TORCH_INDEX": build.TORCH_INDEX}  # fmt: skip
+    args |= {"BUILD_BASE": "localhost/casestudy-base-full", "BASE": "localhost/casestudy-base-slim"}
+    together = build.build("fixes-written", model_dir, quiet=True,
+                           files={f.name: f for f in sorted(fixes.iterdir()) if f.is_file()},
+                           extra_args=args)  # fmt: skip
+    applied = [r for r in report["recommendations"] if r["id"] not in ("onnx-runtime", "strip-binaries", "squash-layers")]
+    estimate = sum(int(r["estimated_savings_bytes"]) for r in applied)
+    if "onnx-runtime" in recs and "cpu-torch" in recs:  # cpu-torch counted 0 behind onnx-runtime
+        estimate += int(recs["cpu-torch"]["standalone_savings_bytes"])
+    rows.append(_row("all (advise --write-fixes)", ", ".join(r["id"] for r in applied), estimate,
+                     fat_bytes - together.built.size_bytes))  # fmt: skip
+    return {
+        "fat": build.summary(fat),
+        "all_fixes": build.summary(together),
+        "rows": rows,
+        "not_alone": {k: v for k, v in NOT_ALONE.items() if k in recs},
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _row(name: str, what: str, estimated: int, freed: int) -> dict[str, Any]:
+    error = (estimated - freed) / freed if freed else 0.0
+    return {"recommendation": name, "what": what, "estimated_bytes": estimated,
+            "freed_bytes": freed, "error": round(error, 4)}  # fmt: skip
+
+
+def markdown(data: dict[str, Any]) -> str:
+    lines = ["| recommendation | advise estimated | the built variant freed | estimate / freed |",
+             "|---|---:|---:|---:|"]  # fmt: skip
+    for r in data["rows"]:
+        ratio = r["estimated_bytes"] / r["freed_bytes"] if r["freed_bytes"] else 0.0
+        lines.append(f"| {r['recommendation']} | {mb(r['estimated_bytes'])} | {mb(r['freed_bytes'])} | "
+                     f"{ratio:.3f} |")  # fmt: skip
+    for rec, why in data["not_alone"].items():
+        lines.append(f"| {rec} | | | not built alone: {why} |")
+    return "\n".join(lines)
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-dir", type=Path)
+    p.add_argument("--json", type=Path, help="also write the numbers as JSON here")
+    p.add_argument("--keep", action="store_true", help="keep the one-fix variants in buildah's store")
+    a = p.parse_args()
+    data = measure(a.model_dir, a.keep)
+    print(markdown(data))
+    if a.json:
+        a.json.write_text(json.dumps(data, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
