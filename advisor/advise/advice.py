@@ -7,13 +7,14 @@ recommendations with savings that never count a byte twice.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from advisor.advise.facts.categories import categorize
 from advisor.advise.facts.context import Context, ImageFacts
-from advisor.advise.facts.layer_rows import LayerRow, base_layer_count, layer_rows
+from advisor.advise.facts.layer_rows import LayerRow, base_layer_count, largest_files, layer_rows
 from advisor.advise.facts.oslayer import installed_versions, is_build_package
 from advisor.advise.rules.base import Finding, Rule
 from advisor.advise.rules.gate import GateResult, GateRules, evaluate_gate
@@ -83,6 +84,12 @@ class Advice:
     app_entry: str = ""  # the entry script the command runs, "" when unknown
     app_distributions: tuple[str, ...] = ()  # canonical names it (and its local modules) imports
     gate: GateResult | None = None  # the CI gate's verdict per rule, when one was asked for
+    largest_files: tuple[tuple[str, int], ...] = ()  # (path, bytes) of the merged filesystem
+
+    @property
+    def layer_bytes(self) -> int:
+        """What the layers carry, deleted and overwritten files included: what a pull moves."""
+        return sum(r.size_bytes for r in self.layers)
 
     @property
     def context_note(self) -> str:
@@ -125,7 +132,13 @@ def _finding_savings(f: Finding, claimed: set[str]) -> int:
 
 
 def _fix_text(fix: str, findings: Sequence[Finding]) -> str:
-    """Fill the generic fix with what the findings know (the torch version to pin)."""
+    """Fill the generic fix with what the findings know (the torch version to pin, the
+    folder the unstripped libraries are in instead of a made-up /opt/venv)."""
+    if "/opt/venv" in fix:
+        paths = ["/" + p for f in findings for p in (f.frees or dict.fromkeys(f.paths))]
+        if paths:
+            where = posixpath.commonpath(paths)
+            fix = fix.replace("/opt/venv", posixpath.dirname(where) if where in paths else where)
     for f in findings:
         version = f.data.get("torch_version")
         if isinstance(version, str) and "VERSION" in fix:
@@ -230,6 +243,7 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
         apt_packages=user_apt_packages(ctx, base),
         app_entry=ctx.app.entry if ctx.app else "",
         app_distributions=tuple(sorted(ctx.app_dists or ())),
+        largest_files=largest_files(ctx),
     )
     if options.gate is not None:
         advice = replace(advice, gate=evaluate_gate(advice, options.gate))

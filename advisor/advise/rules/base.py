@@ -94,6 +94,21 @@ def top_paths(frees: Mapping[str, int], limit: int = MAX_EVIDENCE) -> list[str]:
     return [p for p, _ in sorted(frees.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
+def plural(n: int, word: str, many: str = "") -> str:
+    """``1 file``, ``2 files``: counts read as words, not as ``1 files`` or ``1 layer(s)``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, marked with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip() + "\u2026"
+
+
 def human(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if abs(n) < 1000 or unit == "GB":

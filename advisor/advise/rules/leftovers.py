@@ -9,7 +9,7 @@ from collections import defaultdict
 from advisor.advise.facts.capture import is_shared_object
 from advisor.advise.facts.context import Context
 from advisor.advise.facts.elf import parse_elf
-from advisor.advise.rules.base import Finding, Rule, Severity, human, top_paths
+from advisor.advise.rules.base import Finding, Rule, Severity, human, plural, top_paths
 from advisor.oci.model import EntryKind
 
 # Not "testing": torch.testing, numpy.testing are imported by the libraries themselves.
@@ -36,7 +36,7 @@ class PipCache(Rule):
             frees = ctx.files_under(path)
             if frees:
                 total = sum(frees.values())
-                out.append(self.finding(total, [path], f"pip cache /{path}: {human(total)} in {len(frees)} files", frees))
+                out.append(self.finding(total, [path], f"pip cache /{path}: {human(total)} in {plural(len(frees), 'file')}", frees))
         return out
 
 
@@ -73,7 +73,7 @@ class AptLists(Rule):
         if not frees:
             return []
         total = sum(frees.values())
-        return [self.finding(total, ["var/lib/apt/lists"], f"apt lists /var/lib/apt/lists: {human(total)} ({len(frees)} files)", frees)]
+        return [self.finding(total, ["var/lib/apt/lists"], f"apt lists /var/lib/apt/lists: {human(total)} ({plural(len(frees), 'file')})", frees)]
 
 
 class AptArchives(Rule):
@@ -90,7 +90,7 @@ class AptArchives(Rule):
             return []
         total = sum(frees.values())
         debs = sum(1 for p in frees if p.endswith(".deb"))
-        return [self.finding(total, top_paths(frees), f"apt cache /var/cache/apt: {debs} .deb archives and caches, {human(total)}", frees)]
+        return [self.finding(total, top_paths(frees), f"apt cache /var/cache/apt: {plural(debs, '.deb archive')} and caches, {human(total)}", frees)]
 
 
 def is_hash_based_pyc(head: bytes | None) -> bool:
@@ -124,7 +124,7 @@ class Bytecode(Rule):
                 root = f.path.split("/", 1)[0]
             by_root[root][f.path] = f.size
         return [
-            self.finding(sum(fr.values()), [root], f"{len(fr)} bytecode files under /{root}: {human(sum(fr.values()))} "
+            self.finding(sum(fr.values()), [root], f"{plural(len(fr), 'bytecode file')} under /{root}: {human(sum(fr.values()))} "
                          "(Python regenerates them; set PYTHONDONTWRITEBYTECODE=1 and install with --no-compile)", fr)
             for root, fr in sorted(by_root.items())
         ]
@@ -163,7 +163,7 @@ class Notebooks(Rule):
         for f in ctx.tree:
             if f.kind is EntryKind.FILE and f.path.endswith(".ipynb") and "-packages/" not in f.path:
                 by_dir[posixpath.dirname(f.path)][f.path] = f.size
-        return [self.finding(sum(fr.values()), list(fr), f"{len(fr)} notebook(s) in /{d}: {human(sum(fr.values()))}", fr)
+        return [self.finding(sum(fr.values()), list(fr), f"{plural(len(fr), 'notebook')} in /{d}: {human(sum(fr.values()))}", fr)
                 for d, fr in sorted(by_dir.items())]
 
 
@@ -196,7 +196,7 @@ class SiteTests(Rule):
             frees = {p: s for files in dirs.values() for p, s in files.items()}
             total = sum(frees.values())
             if total > 0:
-                out.append(self.finding(total, sorted(dirs), f"tests inside /{pkg}: {human(total)} in {len(dirs)} directories", frees))
+                out.append(self.finding(total, sorted(dirs), f"tests inside /{pkg}: {human(total)} in {plural(len(dirs), 'directory', 'directories')}", frees))
         return out
 
 

@@ -14,7 +14,7 @@ from advisor.advise.facts.mlstack import (
     gpu_removable,
     is_gpu_dist,
 )
-from advisor.advise.rules.base import Finding, Rule, Severity, human
+from advisor.advise.rules.base import Finding, Rule, Severity, human, plural
 from advisor.export.specs import Verdict, judge
 
 GIB = 1024**3
@@ -95,7 +95,7 @@ class OnnxExport(Rule):
         skipped = "".join(f"; {m.folder or '/'} [{m.model_type}] stays: {v.reason}" for m, v in refused)
         msg = (
             f"torch and transformers ({human(gross)} with {len(removed)} packages only they need) "
-            f"serve {len(models)} exportable model(s) ({names}). Exported to ONNX and served "
+            f"serve {plural(len(models), 'exportable model')} ({names}). Exported to ONNX and served "
             f"with onnxruntime + numpy + tokenizers (~{human(ONNX_SERVING_STACK_BYTES)}), the image "
             f"would be about {human(expected)}: run `advisor export` on this image{skipped}"
         )
@@ -125,7 +125,7 @@ class ModelNotExportable(Rule):
         heavy = {k for k in ML_HEAVY if k in ctx.dists}
         kept = sum(ctx.dists[k].size_bytes for k in heavy)
         why = "; ".join(f"{m.folder or '/'} ({m.model_type}): {v.reason}" for m, v in refused)
-        msg = (f"torch and transformers ({human(kept)}) serve {len(refused)} model(s) that "
+        msg = (f"torch and transformers ({human(kept)}) serve {plural(len(refused), 'model')} that "
                f"`advisor export` cannot export, so they stay: {why}")
         return [self.finding(kept, [m.path for m, _ in refused], msg,
                              data={"not_exportable": _refused_data(refused),

@@ -10,7 +10,7 @@ from advisor.advise.facts.models import (
     hf_cache_copies,
     stale_hf_blobs,
 )
-from advisor.advise.rules.base import Finding, Rule, Severity, human, sizes_in
+from advisor.advise.rules.base import Finding, Rule, Severity, human, plural, sizes_in
 
 FORMAT_PREFERENCE = ("safetensors", "onnx", "pytorch", "tensorflow", "flax")
 
@@ -73,7 +73,7 @@ class StaleHfCache(Rule):
         out = []
         for s in stale_hf_blobs(ctx.tree):
             frees = sizes_in(ctx.tree, s.paths)
-            out.append(self.finding(s.size_bytes, list(s.paths), f"{len(s.paths)} stale blob(s) in /{s.repo}: {human(s.size_bytes)}", frees))
+            out.append(self.finding(s.size_bytes, list(s.paths), f"{plural(len(s.paths), 'stale blob')} in /{s.repo}: {human(s.size_bytes)}", frees))
         return out
 
 

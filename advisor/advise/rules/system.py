@@ -18,7 +18,16 @@ from advisor.advise.facts.oslayer import (
     is_build_package,
     slim_base_packages,
 )
-from advisor.advise.rules.base import Finding, Rule, Severity, human, sizes_in, top_paths
+from advisor.advise.rules.base import (
+    Finding,
+    Rule,
+    Severity,
+    human,
+    plural,
+    shorten,
+    sizes_in,
+    top_paths,
+)
 
 COMPILER_PACKAGES = ("gcc", "g++", "build-essential", "clang", "cpp", "gfortran")
 
@@ -48,7 +57,7 @@ class HiddenBytes(Rule):
         for layer, fr in sorted(by_layer.items()):
             total = sum(fr.values())
             paths = [p.split(":", 1)[1] for p in top_paths(fr)]
-            out.append(self.finding(total, paths, f"layer {layer} ships {human(total)} in {len(fr)} files "
+            out.append(self.finding(total, paths, f"layer {layer} ships {human(total)} in {plural(len(fr), 'file')} "
                                     f"{', '.join(sorted(how[layer]))}: invisible, still pulled", fr,
                                     hidden_bytes=total, data={"layer": layer}))
         return out
@@ -140,7 +149,7 @@ class _RunLeavesCache(Rule):
             if total == 0:
                 continue  # the cache went away in the same RUN: nothing shipped
             out.append(self.finding(total, top_paths(frees, 10) or [f"history[{step.index}]"],
-                                    f"step {step.index}: `{step.line[:120]}` {self.leaves} ({human(total)} in layer {step.layer})",
+                                    f"layer {step.layer}: `{shorten(step.line, 120)}` {self.leaves} ({human(total)})",
                                     frees, data={"step": step.index, "layer": step.layer}))
         return out
 
@@ -208,8 +217,8 @@ class CopyContext(Rule):
                     frees[path] = entry.size
             if frees:
                 total = sum(frees.values())
-                out.append(self.finding(total, top_paths(frees, 20), f"step {step.index}: `{step.line[:80]}` copied "
-                                        f"{len(frees)} files a .dockerignore would skip ({human(total)})", frees,
+                out.append(self.finding(total, top_paths(frees, 20), f"layer {step.layer}: `{shorten(step.line, 80)}` copied "
+                                        f"{plural(len(frees), 'file')} a .dockerignore would skip ({human(total)})", frees,
                                         data={"step": step.index, "layer": step.layer}))
         return out
 

@@ -39,9 +39,12 @@ def to_dict(a: Advice) -> dict[str, Any]:
         "layers": [
             {"index": r.index, "digest": r.digest, "diff_id": r.diff_id, "size_bytes": r.size_bytes,
              "compressed_size_bytes": r.compressed_size_bytes, "files": r.files, "created_by": r.created_by,
-             "empty_layer": r.empty_layer}
+             "empty_layer": r.empty_layer,
+             "largest_files": [{"path": "/" + p, "size_bytes": b} for p, b in r.largest_files]}
             for r in a.layers
         ],
+        "layer_bytes": a.layer_bytes,
+        "largest_files": [{"path": "/" + p, "size_bytes": b} for p, b in a.largest_files],
         "efficiency": a.efficiency,
         "wasted_bytes": a.wasted_bytes,
         "categories": dict(sorted(a.categories.items(), key=lambda kv: (-kv[1], kv[0]))),
