@@ -154,3 +154,23 @@ def test_cli_refuses_before_reading_the_image(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert f"{project / 'Dockerfile'} exists and advisor did not write it" in proc.stderr
     assert "hint:" in proc.stderr and (project / "Dockerfile").read_text() == "FROM python:3.11\n"
+
+
+def test_os_only_image_gets_its_packages_reinstalled_on_its_own_base(tmp_path: Path) -> None:
+    """No Python, but apt packages installed without cleanup: one stage on debian, hadolint-clean."""
+    osr = {"etc/os-release": 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'}
+    base_status = fx.dpkg({"libc6": {"usr/lib/x86_64-linux-gnu/libc.so.6": 2 * fx.MB}})
+    user = fx.dpkg({"libc6": {"usr/lib/x86_64-linux-gnu/libc.so.6": 2 * fx.MB}, "curl": {"usr/bin/curl": 250_000}})
+    lists = {"var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4": 9 * fx.MB}
+    img = fx.Img([{**osr, **base_status}, {**user, **lists}],
+                 ["/bin/sh -c #(nop) ADD file:abc in / ", '/bin/sh -c #(nop)  CMD ["bash"]',
+                  "/bin/sh -c apt-get update && apt-get install -y curl"])
+    files = plan_fixes(_advice(img, cmd=("curl", "--version"))).files
+    assert sorted(files) == [".dockerignore", "Dockerfile"]  # no requirements without Python
+    text = files["Dockerfile"]
+    assert "ARG BASE=debian:bookworm-slim\nFROM ${BASE}\n" in text and "python" not in text.lower()
+    assert "--no-install-recommends curl=1.0" in text and "rm -rf /var/lib/apt/lists/*" in text
+    (tmp_path / "Dockerfile").write_text(text)
+    proc = subprocess.run([_hadolint(), "--no-color", "--failure-threshold", "error", str(tmp_path / "Dockerfile")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
