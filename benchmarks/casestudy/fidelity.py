@@ -9,6 +9,8 @@
    torch wheel through its ARGs);
 3. compares the bytes advise estimated with the bytes each built variant really freed
    (the fat image's layer tars minus the variant's, from buildah's store).
+4. starts the original and the all-fixes image (advisor.sandbox, as bench does) and POSTs
+   the 1,000 held-out sentences to both: the labels must be the same, the fixed one non-root.
 Prints a markdown table; ``--json`` writes the numbers. Variants are removed after measuring
 (disk): only the fat image and the all-fixes image are kept.
 """
@@ -16,6 +18,7 @@ Prints a markdown table; ``--json`` writes the numbers. Variants are removed aft
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -56,7 +59,7 @@ def advise(ref: str, fixes: Path) -> dict[str, Any]:
     return report
 
 
-def measure(model_dir: Path | None, keep: bool) -> dict[str, Any]:
+def measure(model_dir: Path | None, keep: bool, serve: bool = True) -> dict[str, Any]:
     store = buildah.Store()
     started = time.monotonic()
     fat = build.build("fat", model_dir, quiet=True)
@@ -86,13 +89,58 @@ def measure(model_dir: Path | None, keep: bool) -> dict[str, Any]:
         estimate += int(recs["cpu-torch"]["standalone_savings_bytes"])
     rows.append(_row("all (advise --write-fixes)", ", ".join(r["id"] for r in applied), estimate,
                      fat_bytes - together.built.size_bytes))  # fmt: skip
+    serving = serve_check(fat.reference, together.reference) if serve else {}
     return {
+        "serving": serving,
         "fat": build.summary(fat),
         "all_fixes": build.summary(together),
         "rows": rows,
         "not_alone": {k: v for k, v in NOT_ALONE.items() if k in recs},
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def predict_labels(ref: str, texts: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Start the image as bench does (advisor.sandbox), POST the texts in batches of 64;
+    return the labels and how it ran (seconds to ready, the server's uid)."""
+    from advisor.sandbox import runner
+
+    running = runner.run_image(ref, timeout=600)
+    try:
+        pid = running.server_pid()
+        uid = -1
+        if pid is not None:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("Uid:"):
+                    uid = int(line.split()[1])
+        labels: list[str] = []
+        for i in range(0, len(texts), 64):
+            conn = running.connection(timeout=300)
+            conn.request("POST", "/predict", json.dumps({"texts": texts[i : i + 64]}),
+                         {"Content-Type": "application/json"})  # fmt: skip
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            conn.close()
+            if response.status != 200:
+                raise SystemExit(f"{ref}: POST /predict answered {response.status}: {body}")
+            labels += [p["label"] for p in body["predictions"]]
+        return labels, {"ready_s": round(running.ready_s, 2), "uid": uid}
+    finally:
+        running.stop(timeout=5)
+
+
+def heldout_texts() -> list[str]:
+    path = buildah.cache_root().parent / "data" / "rotten_tomatoes_heldout_1000.csv"
+    with path.open(newline="") as f:
+        return [row["text"] for row in csv.DictReader(f)]
+
+
+def serve_check(fat_ref: str, fixed_ref: str) -> dict[str, Any]:
+    texts = heldout_texts()
+    fat_labels, fat_run = predict_labels(fat_ref, texts)
+    fixed_labels, fixed_run = predict_labels(fixed_ref, texts)
+    same = sum(a == b for a, b in zip(fat_labels, fixed_labels, strict=True))
+    return {"sentences": len(texts), "same_labels": same, "original": fat_run, "fixed": fixed_run}
 
 
 def _row(name: str, what: str, estimated: int, freed: int) -> dict[str, Any]:
@@ -122,9 +170,14 @@ def main() -> int:
     p.add_argument("--model-dir", type=Path)
     p.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the one-fix variants in buildah's store")
+    p.add_argument("--no-serve", action="store_true", help="skip starting the images")
     a = p.parse_args()
-    data = measure(a.model_dir, a.keep)
+    data = measure(a.model_dir, a.keep, not a.no_serve)
     print(markdown(data))
+    if data["serving"]:
+        s = data["serving"]
+        print(f"\nall-fixes image: {s['same_labels']}/{s['sentences']} held-out labels as the original's; "
+              f"runs as uid {s['fixed']['uid']} (original: {s['original']['uid']})")
     if a.json:
         a.json.write_text(json.dumps(data, indent=1) + "\n")
     return 0

@@ -173,9 +173,7 @@ def test_written_fixes_build_with_buildah_and_start(store: object, base: str, tm
     assert "curl" in dockerfile and ".git" in (fixes / ".dockerignore").read_text()
     running = runner.run_image(f"oci:{tmp_path / 'fixed'}:fixed", timeout=120)
     try:
-        import http.client
-
-        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=30)
+        conn = running.connection(timeout=30)
         conn.request("GET", "/health")
         health = json.loads(conn.getresponse().read())
         conn.request("POST", "/predict", json.dumps({"texts": ["good film", "bad film"]}),
