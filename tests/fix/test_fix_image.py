@@ -138,3 +138,21 @@ def test_bytes_a_later_layer_hides_leave_their_own_layer(tmp_path: Path) -> None
         trees = read_layers(image)
     assert "build/toolchain.tar" not in trees[0].entries and "build/keep.txt" in trees[0].entries
     assert "build/toolchain.tar" in trees[1].whiteouts
+
+
+def test_the_cli_writes_the_report_and_refuses_unknown_ids(fat: str, tmp_path: Path) -> None:
+    import sys
+
+    cli = str(Path(sys.executable).with_name("advisor"))
+    report = tmp_path / "fix.json"
+    done = subprocess.run([cli, "fix", fat, "--output", f"oci:{tmp_path / 'out'}:v1", "--no-verify",
+                           "--skip", "trim-python", "--format", "json", "--report", str(report)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(report.read_text())
+    assert doc["verified"] is False and doc["removed_bytes"] > 0
+    assert {f["id"] for f in doc["fixes"] if f["applied"]} == APPLIED - {"trim-python"}
+    bad = subprocess.run([cli, "fix", fat, "--output", f"oci:{tmp_path / 'bad'}", "--only", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown recommendation id nope" in bad.stderr
+    assert not (tmp_path / "bad").exists()
