@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from advisor.cli.app import OutputFormat, app, guarded, write_output
+from advisor.cli.app import (
+    InsecureOpt,
+    OutputFormat,
+    PlatformOpt,
+    app,
+    guarded,
+    parse_platform,
+    write_output,
+)
 from advisor.cli.progress import progress_bar
 
 
@@ -36,9 +44,9 @@ def fix_cmd(
     limit: Annotated[int, typer.Option("--limit", help="Rows of --data scored on both images.")] = 100,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds the entrypoint may take to answer.")] = 120.0,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format (text, json, html).")] = OutputFormat.text,
-    report: Annotated[Path | None, typer.Option("--report", "-o", help="Write the report to FILE.")] = None,
-    platform: Annotated[str | None, typer.Option("--platform", help="Platform of a multi-platform image.")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP to a registry that is not on localhost.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the report to FILE (default: stdout).")] = None,
+    platform: PlatformOpt = None,
+    insecure: InsecureOpt = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Read every layer, ignoring the layer cache.")] = False,
 ) -> None:
     """Apply advise's recommendations to IMAGE itself, prove it still works, write --output."""
@@ -47,7 +55,6 @@ def fix_cmd(
         from advisor.errors import UsageError
         from advisor.fix import FixConfig, run
         from advisor.fix.plan import parse_ids
-        from advisor.oci.refs import parse_platform
         from advisor.report.fix import render
 
         if fmt is OutputFormat.markdown:
@@ -55,7 +62,7 @@ def fix_cmd(
         config = FixConfig(
             image=image, output=output, only=parse_ids(only, "--only"), skip=parse_ids(skip, "--skip"),
             torch=torch.value, wheels=wheels, index_url=index_url,
-            verify=not no_verify, data=data, limit=limit, platform=parse_platform(platform) if platform else None,
+            verify=not no_verify, data=data, limit=limit, platform=parse_platform(platform),
             insecure=insecure, use_cache=not no_cache, timeout_s=timeout,
         )
         with progress_bar(fmt is not OutputFormat.json) as progress:

@@ -1,7 +1,7 @@
 """Proof that an image still works: its entrypoint's imports import, its entrypoint starts
 and answers on its port, and its model gives the original's labels.
 
-The checks run in a ``Session`` (``advisor.fix.sandbox``). The original image is proved
+The checks run in a ``Session`` (``advisor.fix.sandbox``: runc, read-only root, ``lo`` only). The original image is proved
 first: an entrypoint that cannot run before the fix is the input's fault, not the fix's.
 ``bisect`` then finds, by recommendation, which removal breaks a fixed image.
 """
@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from advisor.errors import AdvisorError
 from advisor.fix.model import Check, ProofReport
 from advisor.fix.sandbox import Session, Started
 
@@ -86,17 +87,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _request(port: int, method: str, path: str, body: bytes | None = None,
+def _request(started: Started, port: int, method: str, path: str, body: bytes | None = None,
              timeout: float = 5.0) -> tuple[int, bytes]:
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn = started.connect(port, timeout)
         headers = {"Content-Type": "application/json"} if body is not None else {}
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
         conn.close()
         return response.status, data
-    except (OSError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException, AdvisorError):  # not up yet, or exited
         return 0, b""
 
 
@@ -109,14 +110,14 @@ def _wait_answer(started: Started, ports: Sequence[int], timeout_s: float) -> tu
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and started.alive():
         for port in ports:
-            status, _ = _request(port, "GET", "/", timeout=2)
+            status, _ = _request(started, port, "GET", "/", timeout=2)
             if status:
                 return port, status
         time.sleep(0.1)
     return 0, 0
 
 
-def _predict(port: int, texts: Sequence[str], timeout_s: float) -> list[str] | None:
+def _predict(started: Started, port: int, texts: Sequence[str], timeout_s: float) -> list[str] | None:
     """The served labels for ``texts`` (POST /predict, batches of 16), None when it has no
     such API. Retried until ``timeout_s``: a server may answer before its model is loaded."""
     deadline = time.monotonic() + timeout_s
@@ -125,7 +126,7 @@ def _predict(port: int, texts: Sequence[str], timeout_s: float) -> list[str] | N
         status = 200
         for i in range(0, len(texts), 16):
             body = json.dumps({"texts": list(texts[i:i + 16])}).encode()
-            status, data = _request(port, "POST", "/predict", body, timeout=60)
+            status, data = _request(started, port, "POST", "/predict", body, timeout=60)
             if status != 200:
                 break
             try:
@@ -160,7 +161,7 @@ def check_entrypoint(session: Session, spec: ProofSpec) -> tuple[list[Check], li
                    else f"did not answer within {spec.timeout_s:.0f}s")
             return [Check("entrypoint", False, f"{why}: {_tail(started)}")], None
         checks = [Check("entrypoint", True, f"answered on port {answered} (HTTP {status})")]
-        labels = _predict(answered, spec.texts, spec.timeout_s) if spec.texts else None
+        labels = _predict(started, answered, spec.texts, spec.timeout_s) if spec.texts else None
         return checks, labels
     finally:
         started.stop()

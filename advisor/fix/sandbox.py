@@ -1,29 +1,27 @@
-"""The little the proof needs from a sandbox, and today's implementation of it.
+"""The little the proof needs from a sandbox, built on ``advisor.sandbox``.
 
 ``Session`` is an unpacked image the proof can run a command in (the image's own Python,
 as its user, with its environment and working directory) and whose entrypoint it can start
-on a loopback port. ``open_session`` builds one on ``advisor.sandbox.runner`` (skopeo +
-umoci to unpack, ``unshare`` to enter); the proof only talks to ``Session``.
+on a port, reached inside the sandbox's own network namespace. ``open_session`` builds one
+with ``advisor.sandbox`` (skopeo + umoci to unpack, runc to run: read-only root, no network
+but ``lo``, Docker's default capabilities and seccomp profile); the proof only talks to
+``Session``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import http.client
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from advisor.errors import BuildError
-
 if TYPE_CHECKING:
-    from advisor.sandbox.environment import Sandbox
-    from advisor.sandbox.runner import Bundle, Running
+    from advisor.sandbox import Bundle, Served
 
 
 class Started(Protocol):
+    def connect(self, port: int, timeout_s: float) -> http.client.HTTPConnection: ...
     def alive(self) -> bool: ...
     def logs(self) -> str: ...
     def stop(self) -> int: ...
@@ -42,55 +40,51 @@ class Session(Protocol):
 
 @dataclass
 class _Started:
-    running: Running
+    served: Served
+    stack: ExitStack
+
+    def connect(self, port: int, timeout_s: float) -> http.client.HTTPConnection:
+        if port == self.served.address.port:
+            return self.served.address.http(timeout_s)
+        return self.served.container.address(port).http(timeout_s)
 
     def alive(self) -> bool:
-        return self.running.container.alive()
+        return self.served.container.alive()
 
     def logs(self) -> str:
-        return self.running.logs()
+        return self.served.output()
 
     def stop(self) -> int:
-        return self.running.stop(timeout=5)
+        code = self.served.container.proc.poll()
+        self.stack.close()
+        return int(code if code is not None else self.served.container.proc.returncode or 0)
 
     @property
     def returncode(self) -> int | None:
-        c = self.running.container
-        return None if c.alive() else c.wait(0)
+        return self.served.container.proc.poll()
 
 
 @dataclass
-class _UnshareSession:
+class _RuncSession:
     bundle: Bundle
     python: str
     exposed_ports: tuple[int, ...]
     entrypoint: tuple[str, ...]
 
-    def _sandbox(self) -> Sandbox:
-        from advisor.bench.locate import split_env
-        from advisor.sandbox.environment import Sandbox
-
-        b = self.bundle
-        return Sandbox(name="fix", rootfs=b.rootfs, env=split_env(b.env),
-                       workdir=b.working_dir or "/", user=b.user)
-
     def run(self, argv: Sequence[str], timeout_s: float) -> tuple[int, str]:
-        sandbox = self._sandbox()
-        try:
-            done = subprocess.run(
-                sandbox.argv(argv), env=sandbox.process_env({}),
-                capture_output=True, text=True, timeout=timeout_s, check=False,
-            )
-        except subprocess.TimeoutExpired:
+        from advisor.sandbox import run
+
+        done = run(self.bundle, argv, timeout_s=timeout_s)
+        if done.timed_out:
             return -1, f"timed out after {timeout_s:.0f}s"
-        return done.returncode, (done.stdout or "") + (done.stderr or "")
+        return done.returncode, done.stdout + done.stderr
 
     def start(self, port: int) -> Started:
-        from advisor.sandbox.runner import start
+        from advisor.sandbox import serve
 
-        running = start(self.bundle, port)
-        running.keep = True  # the bundle is the session's: stopping the entrypoint keeps it
-        return _Started(running)
+        stack = ExitStack()
+        served = stack.enter_context(serve(self.bundle, port=port, ready_path=None))
+        return _Started(served, stack)
 
 
 def _ports(exposed: Sequence[str]) -> tuple[int, ...]:
@@ -102,21 +96,25 @@ def _ports(exposed: Sequence[str]) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _python(bundle: Bundle) -> str:
+    from advisor.bench.locate import split_env
+    from advisor.sandbox.bundle import find_program
+
+    env = split_env(bundle.env)
+    for name in ("python3", "python"):
+        found = find_program(bundle, name, env)
+        if found is not None:
+            return "/" + found.relative_to(bundle.rootfs).as_posix()
+    return ""
+
+
 @contextmanager
 def open_session(reference: str) -> Iterator[Session]:
-    """Unpack ``reference`` and hand out a session on it; everything is removed after."""
-    from advisor.bench.locate import find_python, split_env
-    from advisor.sandbox.runner import unpack_image
+    """Unpack ``reference`` into the sandbox and hand out a session on it; removed after."""
+    from advisor.sandbox import unpack
 
-    if os.geteuid() != 0:
-        raise BuildError("the proof runs the image as root (umoci unpack, unshare --root)",
-                         hint="run as root, or pass --no-verify to skip the proof")
-    bundle = unpack_image(reference)
+    bundle = unpack(reference)
     try:
-        try:
-            python = find_python(bundle.rootfs, split_env(bundle.env))
-        except BuildError:
-            python = ""
-        yield _UnshareSession(bundle, python, _ports(bundle.exposed_ports), bundle.entrypoint)
+        yield _RuncSession(bundle, _python(bundle), _ports(bundle.exposed_ports), bundle.entrypoint)
     finally:
-        shutil.rmtree(bundle.root, ignore_errors=True)
+        bundle.remove()

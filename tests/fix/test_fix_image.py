@@ -5,6 +5,7 @@ recommendation removes, checked by reading the written image back."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -118,3 +119,40 @@ def test_a_bad_input_leaves_an_existing_dest_untouched(tmp_path: Path) -> None:
         run(FixConfig(f"oci:{broken}", f"oci-archive:{dest}", verify=False))
     assert dest.read_bytes() == b"the old image"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_bytes_a_later_layer_hides_leave_their_own_layer(tmp_path: Path) -> None:
+    from advisor.oci.tarball import FileSpec
+
+    big = os.urandom(800_000)
+    ref = make_image(tmp_path, [
+        {"etc/os-release": b"ID=debian\n", "build/toolchain.tar": big, "build/keep.txt": b"kept"},
+        {"build/toolchain.tar": FileSpec(whiteout=True), "app/run.sh": FileSpec(content=b"#!/bin/sh\n", mode=0o755)},
+    ], history=["ADD base", "RUN rm build/toolchain.tar"])
+    result = run(FixConfig(ref, f"oci:{tmp_path / 'out'}", only=frozenset({"squash-layers"}), verify=False))
+    squash = next(f for f in result.fixes if f.id == "squash-layers")
+    assert squash.applied and squash.removed_bytes == squash.estimated_bytes == len(big)
+    assert result.size_after == result.size_before  # nothing visible changed
+    assert result.compressed_after < result.compressed_before - 700_000
+    with open_image(f"oci:{tmp_path / 'out'}") as image:
+        trees = read_layers(image)
+    assert "build/toolchain.tar" not in trees[0].entries and "build/keep.txt" in trees[0].entries
+    assert "build/toolchain.tar" in trees[1].whiteouts
+
+
+def test_the_cli_writes_the_report_and_refuses_unknown_ids(fat: str, tmp_path: Path) -> None:
+    import sys
+
+    cli = str(Path(sys.executable).with_name("advisor"))
+    report = tmp_path / "fix.json"
+    done = subprocess.run([cli, "fix", fat, "--output", f"oci:{tmp_path / 'out'}:v1", "--no-verify",
+                           "--skip", "trim-python", "--format", "json", "--report", str(report)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(report.read_text())
+    assert doc["verified"] is False and doc["removed_bytes"] > 0
+    assert {f["id"] for f in doc["fixes"] if f["applied"]} == APPLIED - {"trim-python"}
+    bad = subprocess.run([cli, "fix", fat, "--output", f"oci:{tmp_path / 'bad'}", "--only", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown recommendation id nope" in bad.stderr
+    assert not (tmp_path / "bad").exists()

@@ -34,17 +34,25 @@ def test_the_fixed_image_passes_the_proof(tmp_path: Path, debian_base: str) -> N
 
 
 @NEEDS_ROOT_TOOLS
-def test_the_bisection_leaves_out_the_removal_that_breaks_the_app(tmp_path: Path, debian_base: str) -> None:
-    ref = build_fat(f"oci:{tmp_path / 'fat'}:v1", debian_base, hidden_import="iniconfig")
-    only = frozenset({"remove-dev-tools", "clean-caches", "dockerignore"})
-    result = run(FixConfig(ref, f"oci:{tmp_path / 'fixed'}:v1", only=only))
+def test_the_bisection_leaves_out_each_removal_that_breaks_the_app(tmp_path: Path, debian_base: str) -> None:
+    ref = build_fat(f"oci:{tmp_path / 'fat'}:v1", debian_base, hidden_import="iniconfig", model=True)
+    data = tmp_path / "labelled.csv"
+    data.write_text("text,label\n" + "".join(f"{'so good ' * (i % 3)}review {i},{i % 2}\n" for i in range(20)))
+    only = frozenset({"remove-dev-tools", "dedupe-models", "dockerignore"})
+    result = run(FixConfig(ref, f"oci:{tmp_path / 'fixed'}:v1", only=only, data=data, limit=20))
+    assert result.baseline is not None
+    assert [c.detail for c in result.baseline.checks if c.name == "predictions"] == ["20 labels from POST /predict"]
     outcome = {f.id: f for f in result.fixes}
-    assert not outcome["remove-dev-tools"].applied
+    assert not outcome["remove-dev-tools"].applied  # the hidden import fails without it
     assert outcome["remove-dev-tools"].proof == "broke the proof"
     assert "ModuleNotFoundError" in outcome["remove-dev-tools"].reason
-    assert outcome["clean-caches"].applied and outcome["dockerignore"].applied
+    assert not outcome["dedupe-models"].applied  # the server reads the .bin dedupe drops
+    assert "20 of 20 labels differ" in outcome["dedupe-models"].reason
+    assert outcome["dockerignore"].applied and outcome["dockerignore"].proof == "passed"
     assert result.proof is not None and result.proof.passed
-    assert result.notes == ("remove-dev-tools: left out, the proof fails with it",)
+    assert {c.name: c.detail for c in result.proof.checks}["predictions"] == "the same label for all 20 labelled texts"
+    assert result.notes == ("remove-dev-tools: left out, the proof fails with it",
+                            "dedupe-models: left out, the proof fails with it")
 
 
 @NEEDS_ROOT_TOOLS
