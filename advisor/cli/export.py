@@ -44,12 +44,16 @@ class Graph(enum.StrEnum):
 def _resolve_model_dir(source: str, model_path: str | None, workdir: Path, platform: str | None,
                        insecure: bool, progress: ProgressFn) -> tuple[Path, str]:
     """SOURCE is a local model folder, or an image holding one: return a local folder."""
-    local = Path(source)
-    if local.is_dir() and not source.startswith(("oci:", "oci-archive:", "docker")):
+    from advisor.oci.localref import has_transport
+
+    local = Path(source).expanduser()
+    named = has_transport(source)
+    if local.is_dir() and not named and not (local / "oci-layout").is_file():
         return local, local.resolve().name
-    if source.startswith(("/", "./", "../", "~")) or local.exists():
+    if not named and not local.exists() and source.startswith(("/", "./", "../", "~")):
         raise BadInputError(f"no model folder at {source}",
                             hint="give a folder with config.json, weights and a tokenizer, or an image reference")
+    # an image archive or OCI layout named without its transport is read as that image
     from advisor.export import find_models_in_image, materialize_model_from_image
     from advisor.export.locate import merged_tree
     from advisor.oci.loader import open_image

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.advise.rules.base import Severity, human
+from advisor.advise.rules.base import Severity, human, plural
 from advisor.errors import GateFailed, UsageError
 
 if TYPE_CHECKING:
@@ -255,10 +255,10 @@ def _share(x: float) -> str:
 
 def _findings_check(advice: Advice, rules: GateRules) -> Check:
     if rules.fail_on is None:
-        return Check("fail_on", Status.SKIP, f"{len(advice.findings)} finding(s)", "not set")
+        return Check("fail_on", Status.SKIP, plural(len(advice.findings), "finding"), "not set")
     hits = [f for f in advice.findings if f.severity >= rules.fail_on and f.rule not in rules.ignore_rules]
     ids = ", ".join(sorted({f.rule for f in hits}))
-    return Check("fail_on", Status.FAIL if hits else Status.PASS, f"{len(hits)} finding(s)",
+    return Check("fail_on", Status.FAIL if hits else Status.PASS, plural(len(hits), "finding"),
                  f"none at or above {rules.fail_on}", ids)
 
 
