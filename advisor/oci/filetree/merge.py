@@ -19,7 +19,7 @@ Opaque directories hide before whiteouts, whiteouts before overwrites, when seve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from advisor.oci.filetree.hidden import (
@@ -131,6 +131,9 @@ class _Stack:
         return roots
 
     def apply(self, layer: LayerTree) -> None:
+        if not self.files:
+            self._first(layer)
+            return
         roots = self.roots(layer)
         if roots:
             tops = roots.tops()
@@ -140,26 +143,43 @@ class _Stack:
                       if (how := _how(p, roots)) is not None]
             for path, how in doomed:
                 self.drop(path, layer.index, how)
+        files, index = self.files, layer.index
         for path, entry in layer.entries.items():
-            old = self.files.get(path)
+            old = files.get(path)
             if old is not None and not (old.kind is _DIR and entry.kind is _DIR):
-                self.drop(path, layer.index, OVERWRITTEN)
-            if entry.layer != layer.index:  # a tree built by hand, not by the walk
-                entry = replace(entry, layer=layer.index)
-            self.files[path] = entry
-            if path in layer.heads:
-                self.heads[path] = layer.heads[path]
-            if path in layer.tails:
-                self.tails[path] = layer.tails[path]
+                self.drop(path, index, OVERWRITTEN)
+            if entry.layer != index:  # a tree built by hand, not by the walk
+                entry = replace(entry, layer=index)
+            files[path] = entry
             if entry.kind is EntryKind.HARDLINK:
-                self.links.setdefault((layer.index, entry.link), []).append(path)
-            self._imply_parents(path)
+                self.links.setdefault((index, entry.link), []).append(path)
+        self._keep(layer)
+        self._imply_parents(layer.entries)
 
-    def _imply_parents(self, path: str) -> None:
-        parent = path.rpartition("/")[0]
-        while parent and parent not in self.dirs:
-            self.dirs.add(parent)
-            parent = parent.rpartition("/")[0]
+    def _first(self, layer: LayerTree) -> None:
+        """Onto nothing: no rule can hide anything, so the layer's entries are the view."""
+        index = layer.index
+        self.files = files = dict(layer.entries)
+        for path, entry in files.items():
+            if entry.layer != index:  # a tree built by hand, not by the walk
+                files[path] = entry = replace(entry, layer=index)
+            if entry.kind is EntryKind.HARDLINK:
+                self.links.setdefault((index, entry.link), []).append(path)
+        self._keep(layer)
+        self._imply_parents(files)
+
+    def _keep(self, layer: LayerTree) -> None:
+        """The layer's captures, for the paths it now shows."""
+        self.heads.update(layer.heads)
+        self.tails.update(layer.tails)
+
+    def _imply_parents(self, paths: Iterable[str]) -> None:
+        """Every directory above ``paths`` into ``dirs`` (each distinct parent walked once)."""
+        dirs = self.dirs
+        for parent in {p.rpartition("/")[0] for p in paths}:
+            while parent and parent not in dirs:
+                dirs.add(parent)
+                parent = parent.rpartition("/")[0]
 
 
 def merge_layers(layers: Sequence[LayerTree]) -> Merged:
@@ -168,4 +188,4 @@ def merge_layers(layers: Sequence[LayerTree]) -> Merged:
     for layer in layers:
         stack.apply(layer)
     hidden = hidden_from_removals(stack.removed, stack.sizes, stack.links)
-    return Merged(FileTree(stack.files, stack.heads, stack.tails), tuple(hidden))
+    return Merged(FileTree.adopt(stack.files, stack.heads, stack.tails), tuple(hidden))

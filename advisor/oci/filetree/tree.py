@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import bisect
 import posixpath
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from advisor.oci.model import Entry, EntryKind
 
@@ -52,14 +54,26 @@ class FileTree:
         heads: Mapping[str, bytes] | None = None,
         tails: Mapping[str, bytes] | None = None,
     ) -> None:
-        self._files = dict(files)
-        self._heads = dict(heads or {})
-        self._tails = dict(tails or {})
-        self._paths = sorted(self._files)
-        sums = [0]
-        for p in self._paths:
-            sums.append(sums[-1] + self._files[p].size)
-        self._sums = sums
+        self._setup(dict(files), dict(heads or {}), dict(tails or {}))
+
+    @classmethod
+    def adopt(
+        cls, files: dict[str, FileInfo], heads: dict[str, bytes], tails: dict[str, bytes]
+    ) -> FileTree:
+        """A tree over these very dicts, not copies (the merge hands over what it built)."""
+        tree = cls.__new__(cls)
+        tree._setup(files, heads, tails)
+        return tree
+
+    def _setup(
+        self, files: dict[str, FileInfo], heads: dict[str, bytes], tails: dict[str, bytes]
+    ) -> None:
+        self._files = files
+        self._heads = heads
+        self._tails = tails
+        self._paths = sorted(files)
+        # prefix sums of the sizes in path order: 8 bytes a file, not an int object each
+        self._sums = array("q", accumulate((files[p].size for p in self._paths), initial=0))
 
     # -- lookups ---------------------------------------------------------------------------
     def __contains__(self, path: object) -> bool:
