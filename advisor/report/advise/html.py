@@ -8,7 +8,7 @@ from advisor.advise.advice import Advice
 from advisor.advise.facts.dockerfile import normalize
 from advisor.advise.rules.base import human
 from advisor.report.advise.common import LAYER_FILES, TOP_FILES, alternative_note, command, evidence
-from advisor.report.charts import bar_chart, bars_of
+from advisor.report.charts import bar_chart, bars_of, stacked_bars
 from advisor.report.page import page
 
 CSS = """
