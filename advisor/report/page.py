@@ -7,7 +7,8 @@ from html import escape
 
 #: What every page looks like; a report adds its own rules after these.
 BASE_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;color:#212529;padding:0 1rem}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;color:#212529}
+svg{max-width:100%;height:auto}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #dee2e6}
 table{border-collapse:collapse;font-size:.9rem}th{background:#f8f9fa}
 th,td{border:1px solid #dee2e6;padding:4px 6px;vertical-align:top}
