@@ -1,8 +1,8 @@
 """The bench pipeline: ``run(BenchConfig, progress=...) -> BenchReport``, the original image
 against the slim one, each run in its own environment.
 
-The report is rendered by ``advisor.report.bench`` (report.json, the docs/DESIGN.md "Bench
-report" contract, report.md and a self-contained report.html). Nothing here imports torch or
+The report is rendered by ``advisor.report.bench`` (report.json: docs/DESIGN.md, "`bench`
+report.json"; report.md and a self-contained report.html). Nothing here imports torch or
 onnxruntime: those run inside the images, in the probe scripts of ``advisor/bench/probes/``.
 """
 

@@ -1,4 +1,4 @@
-"""A small HTTP client for the serving API (DESIGN.md), on the standard library only.
+"""A small HTTP client for the serving API (docs/DESIGN.md, "Serving API"), on the standard library only.
 
 Keep-alive connections (one per thread) so latency measures the server, not TCP setup.
 """

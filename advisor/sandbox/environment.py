@@ -213,7 +213,7 @@ class ServerProcess(_Child):
         if not sandbox.command:
             raise SandboxError(
                 f"the {sandbox.name} image has no entrypoint or cmd to start",
-                hint="the slim image must run its server as its entrypoint (DESIGN.md)",
+                hint="the slim image must run its server as its entrypoint (docs/DESIGN.md, 'Serving API')",
             )
         env = sandbox.process_env({"PORT": str(port), "HOST": "127.0.0.1"})
         super().__init__(

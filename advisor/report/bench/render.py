@@ -1,4 +1,4 @@
-"""``report.json`` (the DESIGN.md contract) and ``report.md`` from a ``BenchReport``."""
+"""``report.json`` (docs/DESIGN.md, "`bench` report.json") and ``report.md`` from a ``BenchReport``."""
 
 from __future__ import annotations
 
