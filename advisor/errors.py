@@ -1,6 +1,6 @@
 """One exception root for everything advisor raises on purpose.
 
-Each class carries its exit code (DESIGN.md, "CLI"), a one-line message and a hint.
+Each class carries its exit code (docs/DESIGN.md, "Exit codes"), a one-line message and a hint.
 Library code raises these; only ``advisor.cli`` turns them into ``error:``/``hint:`` lines.
 Third-party errors are wrapped with ``raise ... from e`` so ``--debug`` still shows the cause.
 """
@@ -71,7 +71,19 @@ class ExportError(AdvisorError):
 
 
 class BuildError(AdvisorError):
-    """The serving image could not be built, or a benchmark could not run (exit 6)."""
+    """The serving image (or any image advisor writes) could not be built (exit 6)."""
+
+    exit_code = 6
+
+
+class SandboxError(AdvisorError):
+    """An image's code could not be unpacked or run in its sandbox (exit 6)."""
+
+    exit_code = 6
+
+
+class BenchError(AdvisorError):
+    """A benchmark could not run or measure one of its sides (exit 6)."""
 
     exit_code = 6
 

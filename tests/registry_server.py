@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
+from advisor.sandbox.runner import free_port
+
 USER = "advisor"
 PASSWORD = "s3cret-pass"
 SERVICE = "advisor-test-registry"
@@ -31,12 +32,6 @@ ISSUER = "advisor-test-issuer"
 REFRESH_TOKEN = "advisor-refresh-token"  # what `docker login` saves as identitytoken
 
 Auth = Literal["none", "htpasswd", "token"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def available() -> bool:

@@ -1,4 +1,4 @@
-"""A small HTTP client for the serving API (DESIGN.md), on the standard library only.
+"""A small HTTP client for the serving API (docs/DESIGN.md, "Serving API"), on the standard library only.
 
 Keep-alive connections (one per thread) so latency measures the server, not TCP setup.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from advisor.errors import BuildError
+from advisor.errors import BenchError
 
 
 class ServerError(Exception):
@@ -87,7 +87,7 @@ def wait_first_prediction(
     try:
         while time.monotonic() < deadline:
             if not alive():
-                raise BuildError("the server exited before it answered /predict")
+                raise BenchError("the server exited before it answered /predict")
             try:
                 client.predict([text])
                 return time.time()
@@ -95,7 +95,7 @@ def wait_first_prediction(
                 time.sleep(0.02)
     finally:
         client.close()
-    raise BuildError(f"the server did not answer /predict within {timeout_s:.0f} s")
+    raise BenchError(f"the server did not answer /predict within {timeout_s:.0f} s")
 
 
 def predict_all(url: str, texts: Sequence[str], batch_size: int) -> list[str]:

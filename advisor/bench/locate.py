@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import BuildError
+from advisor.errors import BenchError
 from advisor.sandbox.environment import Sandbox
 
 DEFAULT_MODEL_DIR = "/app/model"
@@ -33,7 +33,7 @@ def find_python(rootfs: Path, env: Mapping[str, str]) -> str:
             inner = f"{d.rstrip('/')}/{name}"
             if os.path.lexists(rootfs / inner.lstrip("/")):
                 return inner
-    raise BuildError(
+    raise BenchError(
         "no python3 on the image's PATH", hint="bench runs the image's own Python; is it installed?"
     )
 
@@ -45,7 +45,7 @@ def read_slim_artifacts(sandbox: Sandbox) -> dict[str, Any]:
         serving = json.loads(sandbox.host_path(f"{model_dir}/serving.json").read_text("utf-8"))
         labels = json.loads(sandbox.host_path(f"{model_dir}/labels.json").read_text("utf-8"))
     except (OSError, ValueError) as e:
-        raise BuildError(
+        raise BenchError(
             f"the slim image has no readable serving.json/labels.json in {model_dir}",
             hint="bench expects an image built by `advisor export` (MODEL_DIR holds the artifacts)",
         ) from e

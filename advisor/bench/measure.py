@@ -18,9 +18,11 @@ from advisor.bench import client
 from advisor.bench.cases import BenchCase, long_texts
 from advisor.bench.data import LabelledData, accuracy, agreement
 from advisor.bench.model import BenchConfig, LoadRun, ProgressFn, SideResult
+from advisor.bench.probes import PROBE_FILES, PROBES_DIR
 from advisor.bench.stats import LatencySummary
-from advisor.errors import BuildError
-from advisor.sandbox.environment import ProbeProcess, Sandbox, ServerProcess, free_port
+from advisor.errors import BenchError, SandboxError
+from advisor.sandbox.environment import ProbeProcess, Sandbox, ServerProcess
+from advisor.sandbox.runner import free_port
 
 _PREDICT_BATCH = 32
 
@@ -87,7 +89,7 @@ def _write_config(sandbox: Sandbox, inner_dir: str, name: str, config: dict[str,
 def _probe(
     sandbox: Sandbox, script: str, config: dict[str, Any], workdir: Path, timeout_s: float
 ) -> Iterator[ProbeProcess]:
-    inner_dir = sandbox.stage_probes(workdir)
+    inner_dir = sandbox.stage_probes(workdir, PROBES_DIR, PROBE_FILES)
     config_path = _write_config(sandbox, inner_dir, f"{script}.json", config)
     probe = ProbeProcess(
         sandbox,
@@ -98,9 +100,9 @@ def _probe(
     try:
         try:
             probe.wait_ready(timeout_s)
-        except BuildError as e:
+        except SandboxError as e:
             model = config.get("model_dir") or config.get("model_path")
-            raise BuildError(
+            raise BenchError(
                 f"the {sandbox.name} image cannot run its model {model}: {e}", e.hint
             ) from e
         yield probe
@@ -114,7 +116,7 @@ def _server(sandbox: Sandbox, timeout_s: float) -> Iterator[tuple[ServerProcess,
     try:
         try:
             first = client.wait_first_prediction(server.url, server.alive, timeout_s)
-        except BuildError as e:
+        except BenchError as e:
             raise server.failure(f"the slim image's server did not start: {e}") from e
         yield server, first - server.started_at
     finally:
@@ -314,7 +316,7 @@ def measure(
     workdir: Path,
     progress: ProgressFn,
 ) -> Measured:
-    """Run every measurement of both sides; raise ``BuildError`` when a side cannot run."""
+    """Run every measurement of both sides; raise ``BenchError`` when a side cannot run."""
     steps = _Steps(progress, total=8 + config.rounds)
     with ExitStack() as stack:
         live = _start(stack, original, slim, config, workdir, steps)

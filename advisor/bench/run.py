@@ -27,7 +27,7 @@ from advisor.bench.model import (
     no_progress,
 )
 from advisor.bench.sizes import Inspected, inspect_image, measure_sizes
-from advisor.errors import BadInputError, BuildError
+from advisor.errors import BadInputError, BenchError
 from advisor.sandbox.environment import Sandbox
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def _model_dir(config: BenchConfig, found: tuple[str, ...]) -> str:
     if config.original_model_path:
         return "/" + config.original_model_path.strip("/")
     if not found:
-        raise BuildError(
+        raise BenchError(
             f"no text-classification model found in {config.original}",
             hint="name its folder with --original-model-path /path/in/image",
         )
@@ -190,7 +190,7 @@ def _data(config: BenchConfig) -> LabelledData:
 
 
 def run_bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchReport:
-    """Measure ``config.original`` against ``config.slim``; raise ``BuildError`` if one cannot run.
+    """Measure ``config.original`` against ``config.slim``; raise ``BenchError`` if one cannot run.
 
     Each is an image reference (run in its own unpacked root filesystem) or a local folder
     (a Hugging Face model / an export artifacts folder, run with this machine's Python).

@@ -10,18 +10,8 @@ from dataclasses import dataclass
 from advisor.bench.model import ImageSizes, LayerSize
 from advisor.oci.filetree import FileInfo, FileTree, LayerTree, merge_layers
 from advisor.oci.model import Capture, Entry, EntryKind, Image
+from advisor.units import WEIGHT_SUFFIXES
 
-WEIGHT_SUFFIXES = (
-    ".safetensors",
-    ".bin",
-    ".onnx",
-    ".onnx.data",
-    ".pt",
-    ".pth",
-    ".ckpt",
-    ".h5",
-    ".msgpack",
-)
 _TOP_AREAS = 12
 _SITE_NAMES = ("site-packages", "dist-packages")
 

@@ -19,14 +19,45 @@ from advisor.cli.app import (
     write_output,
 )
 from advisor.cli.progress import progress_bar
+from advisor.errors import UsageError
+
+#: ``-o FILE`` without ``--format``: the format its extension names.
+FORMAT_OF_SUFFIX = {".txt": OutputFormat.text, ".text": OutputFormat.text, ".json": OutputFormat.json,
+                    ".md": OutputFormat.markdown, ".markdown": OutputFormat.markdown,
+                    ".html": OutputFormat.html, ".htm": OutputFormat.html}
+EXTENSION_OF_FORMAT = {OutputFormat.text: "txt", OutputFormat.json: "json", OutputFormat.markdown: "md",
+                       OutputFormat.html: "html"}
+
+
+def report_format(fmt: OutputFormat | None, output: Path | None) -> OutputFormat:
+    """``--format`` when given, else the one ``-o``'s extension names, else text."""
+    if fmt is not None:
+        return fmt
+    if output is not None and str(output) != "-":
+        return FORMAT_OF_SUFFIX.get(output.suffix.lower(), OutputFormat.text)
+    return OutputFormat.text
+
+
+def report_path(output: Path | None, fmt: OutputFormat) -> Path | None:
+    """Where the report goes: stdout (None), ``-o FILE``, or ``FOLDER/advise.EXT``."""
+    if output is None or str(output) == "-":
+        return None
+    if output.is_dir():
+        return output / f"advise.{EXTENSION_OF_FORMAT[fmt]}"
+    if not output.parent.is_dir():
+        raise UsageError(f"cannot write {output}: no folder {output.parent}",
+                         hint="create the folder first, or give -o a path in an existing one")
+    return output
 
 
 @app.command()
 def advise(
-    image: Annotated[str, typer.Argument(help="Image reference: oci:DIR[:TAG], oci-archive:FILE, "
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="Image reference: oci:DIR[:TAG], oci-archive:FILE, "
                                          "docker-archive:FILE, docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, NAME:TAG.")],
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    fmt: Annotated[OutputFormat | None, typer.Option("--format", "-f", help="Report format (default: "
+                                                     "from the -o extension, else text).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the report "
+                                                "to FILE (- for stdout; an existing folder: FOLDER/advise.EXT).")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Also write every format "
                                                     "(advise.txt, .json, .md, .html) into DIR, from one pass.")] = None,
     fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if a finding is at or above "
@@ -51,17 +82,20 @@ def advise(
         from advisor.advise.rules.gate import load_gate, raise_if_failed
         from advisor.report.advise import render
 
+        kind = report_format(fmt, output)
+        destination = report_path(output, kind)  # checked before the image is read, as every option
         config = pipeline.AdviseConfig(
             image=image, platform=parse_platform(platform), insecure=insecure, use_cache=not no_cache,
             disabled_rules=frozenset(disable_rule or ()), gate=load_gate(fail_on, rules),
         )
+        pipeline.check(config)
         if write_fixes is not None:  # refuse before reading the image, not after
             from advisor.advise.fixes.writer import check_targets
 
             check_targets(write_fixes, force=force)
-        with progress_bar(fmt is not OutputFormat.json) as progress:
+        with progress_bar(kind is not OutputFormat.json) as progress:
             advice = pipeline.run(replace(config, progress=progress, steps=progress.steps))
-        write_output(render(advice, fmt.value), output)
+        write_output(render(advice, kind.value), destination)
         if output_dir is not None:
             for ext, name in (("txt", "text"), ("json", "json"), ("md", "markdown"), ("html", "html")):
                 write_output(render(advice, name), output_dir / f"advise.{ext}")
@@ -73,7 +107,7 @@ def advise(
                 print(f"wrote nothing to {write_fixes}: the image has no Python application and "
                       "no OS packages to reinstall, nothing to rewrite", file=sys.stderr)
         if advice.gate is not None:
-            if output is not None or fmt is not OutputFormat.text:  # a text report on stdout has it
+            if destination is not None or kind is not OutputFormat.text:  # a text report on stdout has it
                 from advisor.report.advise.text import gate_lines
 
                 print("\n".join(gate_lines(advice.gate)), file=sys.stderr)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
 from advisor import __version__
 from advisor.cli.errors import run_guarded
@@ -21,12 +22,46 @@ app = typer.Typer(
     help="Find the bloat in ML container images, export the model to ONNX, "
     "build a slim onnxruntime image, and benchmark both. No Docker daemon needed.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit it
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 _state = {"debug": False}
+
+
+# typer 0.29 writes a required argument as {IMAGE} in the usage line and adds its type
+# (IMAGE <str>) in the help; advisor's help names arguments as docker and dive do (IMAGE).
+# tests/cli/test_options.py fails if a typer upgrade brings the placeholders back.
+def _argument_name(self: TyperArgument) -> str:
+    return self.metavar or (self.name or "value").upper()
+
+
+def _usage_name(self: TyperArgument) -> str:
+    name = _argument_name(self)
+    return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+
+def _no_type(self: TyperArgument, ctx: object) -> str | None:
+    return None
+
+
+_option_display = TyperOption.display_type_rich
+
+
+def _option_metavar(self: TyperOption, ctx: typer.Context) -> str | None:
+    """An option's value named by what it is (``--output-dir OUTPUT_DIR``), not ``<path>``;
+    choices keep their list (``<text|json|markdown|html>``)."""
+    if self.metavar is not None or self.is_flag or self.type_descriptor.is_choice:
+        return _option_display(self, ctx)
+    return (self.name or "value").upper() + ("..." if self.multiple else "")
+
+
+TyperArgument._rich_display_name = _argument_name  # type: ignore[method-assign]
+TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+TyperArgument.display_type_rich = _no_type  # type: ignore[method-assign,assignment]
+TyperOption.display_type_rich = _option_metavar  # type: ignore[method-assign,assignment]
 
 
 class OutputFormat(enum.StrEnum):
@@ -49,7 +84,11 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    _state["debug"] = debug
+    _state["debug"] = _state["debug"] or debug  # main() takes a --debug after the command out
+
+
+def set_debug(value: bool) -> None:
+    _state["debug"] = value
 
 
 def debug_enabled() -> bool:
@@ -65,7 +104,8 @@ def parse_platform(value: str | None) -> Platform | None:
 
 
 PlatformOpt = Annotated[
-    str | None, typer.Option("--platform", help="Platform of a multi-platform image, OS/ARCH[/VARIANT].")
+    str | None, typer.Option("--platform", metavar="OS/ARCH[/VARIANT]",
+                             help="Platform of a multi-platform image (default: this machine's).")
 ]
 InsecureOpt = Annotated[
     bool, typer.Option("--insecure", help="Allow plain HTTP to a registry that is not on localhost.")
@@ -85,5 +125,15 @@ def guarded(fn: object) -> None:
     run_guarded(fn, debug=debug_enabled())  # type: ignore[arg-type]
 
 
-__all__ = ["InsecureOpt", "OutputFormat", "PlatformOpt", "UsageError", "app", "debug_enabled", "guarded", "parse_platform",
-           "write_output"]
+__all__ = [
+    "InsecureOpt",
+    "OutputFormat",
+    "PlatformOpt",
+    "UsageError",
+    "app",
+    "debug_enabled",
+    "guarded",
+    "parse_platform",
+    "set_debug",
+    "write_output",
+]

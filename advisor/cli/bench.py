@@ -48,7 +48,7 @@ def bench(
         from advisor.bench.cases import BenchCase
         from advisor.bench.model import BenchConfig
         from advisor.bench.run import run_bench
-        from advisor.report.bench.render import write_reports
+        from advisor.report.bench import write_reports
 
         config = BenchConfig(original=original, slim=slim, data=data, advice=advice,
                              original_model_path=original_model_path, max_samples=samples,

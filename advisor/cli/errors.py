@@ -1,4 +1,4 @@
-"""Turn advisor's exceptions into `error:`/`hint:` lines and DESIGN.md's exit codes."""
+"""Turn advisor's exceptions into `error:`/`hint:` lines and the exit codes of docs/DESIGN.md, "Exit codes"."""
 
 from __future__ import annotations
 

@@ -6,14 +6,14 @@ import enum
 import json
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from advisor.cli.app import (
     InsecureOpt,
-    OutputFormat,
     PlatformOpt,
     app,
     guarded,
@@ -21,10 +21,10 @@ from advisor.cli.app import (
     write_output,
 )
 from advisor.cli.progress import ProgressFn, progress_bar
-from advisor.errors import BadInputError, ExportError, UsageError
+from advisor.errors import UsageError
 
 if TYPE_CHECKING:
-    from advisor.export import ExportResult, ModelLocation
+    from advisor.export import ExportResult
 
 Bytecode = Literal["imported", "all", "none"]
 
@@ -34,6 +34,11 @@ class Quantize(enum.StrEnum):
     none = "none"
 
 
+class SummaryFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
 class Graph(enum.StrEnum):
     auto = "auto"
     fused = "fused"
@@ -41,56 +46,9 @@ class Graph(enum.StrEnum):
     unfused = "unfused"
 
 
-def _resolve_model_dir(source: str, model_path: str | None, workdir: Path, platform: str | None,
-                       insecure: bool, progress: ProgressFn) -> tuple[Path, str]:
-    """SOURCE is a local model folder, or an image holding one: return a local folder."""
-    from advisor.oci.localref import has_transport
-
-    local = Path(source).expanduser()
-    named = has_transport(source)
-    if local.is_dir() and not named and not (local / "oci-layout").is_file():
-        return local, local.resolve().name
-    if not named and not local.exists() and source.startswith(("/", "./", "../", "~")):
-        raise BadInputError(f"no model folder at {source}",
-                            hint="give a folder with config.json, weights and a tokenizer, or an image reference")
-    # an image archive or OCI layout named without its transport is read as that image
-    from advisor.export import find_models_in_image, materialize_model_from_image
-    from advisor.export.locate import merged_tree
-    from advisor.oci.loader import open_image
-
-    progress(0, 0, "reading the model out of the image")
-    img = open_image(source, platform=parse_platform(platform), insecure=insecure)
-    try:
-        tree = merged_tree(img)
-        if model_path is None:
-            model_path = _only_model(source, find_models_in_image(img, tree))
-        dest = materialize_model_from_image(img, model_path, workdir / "model", tree=tree)
-    finally:
-        img.close()
-    return dest, PurePosixPath(model_path.rstrip("/")).name
-
-
-def _only_model(source: str, found: list[ModelLocation]) -> str:
-    supported = [m for m in found if m.supported]
-    if len(supported) == 1:
-        return supported[0].path
-    if not found:
-        raise BadInputError(f"no model folder found in {source}",
-                            hint="name it with --model-path (a folder with config.json and weights)")
-    listing = ", ".join("/" + m.path for m in found)
-    if not supported:
-        from advisor.export.specs import supported_summary
-
-        why = "; ".join(f"/{m.path}: {m.reason}" for m in found)
-        raise ExportError(f"no exportable model in {source} ({why})",
-                          hint=f"advisor exports {supported_summary()}")
-    raise UsageError(f"{len(supported)} models in {source}: {listing}",
-                     hint="choose one with --model-path")
-
-
 @app.command("export")
 def export_cmd(
-    source: Annotated[str, typer.Argument(help="A local model folder, or an image holding the model.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A local model folder, or an image holding the model.")],
     output: Annotated[str | None, typer.Option("--output", help="Build a slim serving image to this "
                                                "ImageRef (oci:DIR[:TAG], docker-archive:FILE[:REF], docker://...).")] = None,
     artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Write the exported model "
@@ -123,7 +81,7 @@ def export_cmd(
     workers: Annotated[int, typer.Option("--workers", help="Server worker threads running the model.")] = 1,
     intra_op_threads: Annotated[int, typer.Option("--intra-op-threads", help="onnxruntime threads per "
                                                   "inference (0: all cores).")] = 0,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (text or json).")] = OutputFormat.text,
+    fmt: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format.")] = SummaryFormat.text,
     platform: PlatformOpt = None,
     insecure: InsecureOpt = False,
 ) -> None:
@@ -132,29 +90,31 @@ def export_cmd(
     def body() -> None:
         if output is None and artifacts is None:
             raise UsageError("nothing to write", hint="give --output IMAGE, --artifacts DIR, or both")
-        from advisor.export import ExportConfig, export_model
+        from advisor import export
         from advisor.export.race import default_cache
 
+        labels = _labels(label)  # every option checked before the model or the image is read
+        job = export.ExportJob(
+            source=source, artifacts_dir=artifacts or Path(), model_path=model_path,
+            platform=parse_platform(platform), insecure=insecure, task=task, max_length=max_length,
+            quantize=quantize.value, optimize=optimize, graph=graph.value, data_csv=data,
+            max_accuracy_drop=max_accuracy_drop, limit=limit, race_cache=default_cache(),
+            remeasure=remeasure,
+        )
+        export.check(job)
         summary: dict[str, Any] = {}
-        with progress_bar(fmt is not OutputFormat.json, unit="steps") as progress, \
+        with progress_bar(fmt is not SummaryFormat.json, unit="steps") as progress, \
                 tempfile.TemporaryDirectory(prefix="advisor-export-") as tmp:
-            work = Path(tmp)
-            model_dir, name = _resolve_model_dir(source, model_path, work, platform, insecure, progress)
-            out_dir = artifacts if artifacts is not None else work / "artifacts"
-            result = export_model(ExportConfig(
-                model_dir=model_dir, artifacts_dir=out_dir, task=task, max_length=max_length,
-                quantize=quantize.value, optimize=optimize, graph=graph.value, data_csv=data,
-                max_accuracy_drop=max_accuracy_drop, limit=limit, model_name=name,
-                race_cache=default_cache(), remeasure=remeasure,
-                progress=lambda step, done, total: progress(done, total, step),
-            ))
+            out_dir = artifacts if artifacts is not None else Path(tmp) / "artifacts"
+            result = export.run(replace(job, artifacts_dir=out_dir,
+                                        progress=lambda step, done, total: progress(done, total, step)))
             summary["export"] = _export_summary(result)
             if artifacts is None:  # the temporary folder is gone when this command exits
                 summary["export"]["artifacts"] = None
             if output is not None:
                 summary["image"] = _build(out_dir, output, progress, base=base, port=port,
                                           insecure=insecure, bytecode=bytecode, prune=prune,
-                                          labels=_labels(label), workers=workers,
+                                          labels=labels, workers=workers,
                                           intra_op_threads=intra_op_threads)
         _print_summary(summary, fmt)
 
@@ -187,10 +147,10 @@ def _labels(pairs: list[str] | None) -> dict[str, str]:
 
 def _build(artifacts: Path, output: str, progress: ProgressFn, *, base: str | None,
            **options: Any) -> dict[str, Any]:
-    from advisor.slim.image import DEFAULT_BASE, BuildConfig, build_serving_image
+    from advisor import slim
 
-    res = build_serving_image(BuildConfig(
-        artifacts=artifacts, destination=output, base=base or DEFAULT_BASE,
+    res = slim.build(slim.BuildConfig(
+        artifacts=artifacts, destination=output, base=base or slim.DEFAULT_BASE,
         progress=lambda msg: progress(0, 0, msg), **options,
     ))
     return {
@@ -203,11 +163,11 @@ def _build(artifacts: Path, output: str, progress: ProgressFn, *, base: str | No
     }
 
 
-def _print_summary(summary: Mapping[str, Any], fmt: OutputFormat) -> None:
-    if fmt is OutputFormat.json:
+def _print_summary(summary: Mapping[str, Any], fmt: SummaryFormat) -> None:
+    if fmt is SummaryFormat.json:
         write_output(json.dumps(summary, indent=2, sort_keys=True), None)
         return
-    from advisor.advise.rules.base import human as human_bytes
+    from advisor.units import human_bytes
 
     ex = summary.get("export")
     if ex:

@@ -189,7 +189,7 @@ def _file_ref(transport: Transport, body: str, text: str) -> ImageRef:
 
 
 def parse_ref(text: str) -> ImageRef:
-    """Parse an image reference (DESIGN.md, "Image references"); ``UsageError`` if malformed."""
+    """Parse an image reference (docs/DESIGN.md, "Image references"); ``UsageError`` if malformed."""
     text = text.strip()
     if not text:
         raise UsageError("empty image reference", hint=_REF_HINT)

@@ -14,7 +14,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from advisor.bench.probes import PROBE_FILES, PROBES_DIR
-from advisor.errors import BuildError
+from advisor.errors import SandboxError
 
 _UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -69,8 +67,9 @@ class Sandbox:
         base.update(extra)
         return base
 
-    def stage_probes(self, workdir: Path) -> str:
-        """Copy the probe scripts where the sandbox sees them; return that directory (inner)."""
+    def stage_probes(self, workdir: Path, probes: Path, files: Sequence[str]) -> str:
+        """Copy the probe scripts ``files`` of folder ``probes`` where the sandbox sees them;
+        return that directory (inner). The bench owns its probes: the sandbox only stages them."""
         if self.rootfs is None:
             dest = workdir / f"probes-{self.name}"
             inner = str(dest)
@@ -80,17 +79,10 @@ class Sandbox:
         dest.mkdir(parents=True, exist_ok=True)
         # The image may run as a non-root user: it must read the probes and write its caches.
         dest.chmod(0o1777)
-        for name in PROBE_FILES:
-            shutil.copy(PROBES_DIR / name, dest / name)
+        for name in files:
+            shutil.copy(probes / name, dest / name)
             (dest / name).chmod(0o644)
         return inner
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (bind port 0, as the kernel picks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -123,7 +115,7 @@ class _Child:
             )
         except OSError as e:
             self._log.close()
-            raise BuildError(f"cannot start {what}: {e}", hint=f"command: {' '.join(argv)}") from e
+            raise SandboxError(f"cannot start {what}: {e}", hint=f"command: {' '.join(argv)}") from e
 
     @property
     def pid(self) -> int:
@@ -132,12 +124,12 @@ class _Child:
     def last_output(self) -> str:
         return _tail(self.log_path)
 
-    def failure(self, message: str) -> BuildError:
+    def failure(self, message: str) -> SandboxError:
         output = self.last_output()
         hint = (
             f"last output of {self.what}:\n{output}" if output else f"{self.what} printed nothing"
         )
-        return BuildError(message, hint=hint)
+        return SandboxError(message, hint=hint)
 
     def stop(self, grace_s: float = 5.0) -> None:
         if self.proc.poll() is None:
@@ -189,7 +181,7 @@ class ProbeProcess(_Child):
             raise self.failure(f"{self.what} exited (code {self.proc.wait()}) during {what}")
         reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
-            raise BuildError(f"{self.what} failed during {what}", hint=str(reply["error"])[-2000:])
+            raise SandboxError(f"{self.what} failed during {what}", hint=str(reply["error"])[-2000:])
         return reply
 
     def wait_ready(self, timeout_s: float) -> dict[str, Any]:
@@ -219,9 +211,9 @@ class ServerProcess(_Child):
 
     def __init__(self, sandbox: Sandbox, port: int) -> None:
         if not sandbox.command:
-            raise BuildError(
+            raise SandboxError(
                 f"the {sandbox.name} image has no entrypoint or cmd to start",
-                hint="the slim image must run its server as its entrypoint (DESIGN.md)",
+                hint="the slim image must run its server as its entrypoint (docs/DESIGN.md, 'Serving API')",
             )
         env = sandbox.process_env({"PORT": str(port), "HOST": "127.0.0.1"})
         super().__init__(

@@ -1,6 +1,6 @@
 """The ASGI application: routes, request limits, answers, metrics and access logs.
 
-Routes (DESIGN.md's Serving API, and the Open Inference Protocol v2 beside it):
+Routes (docs/DESIGN.md, "Serving API": its own, and the Open Inference Protocol v2 beside them):
 
     POST /predict        GET /health        GET /metadata        GET /metrics
     GET  /v2             GET /v2/health/live                     GET /v2/health/ready

@@ -1,5 +1,5 @@
 """The one client-error type of the server: it becomes a JSON ``{"error": ...}`` response
-(the shape of both DESIGN.md's Serving API and the Open Inference Protocol's errors)."""
+(the shape of both docs/DESIGN.md, "Serving API" and the Open Inference Protocol's errors)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,13 @@
-"""Build the slim serving image: probe the base, fetch wheels for it, assemble the layers.
+"""The slim build pipeline: ``build(BuildConfig) -> BuildResult``.
 
-``build_serving_image(BuildConfig) -> BuildResult`` (in ``image.py``) is the entry point the
-CLI calls; ``advisor.sandbox.runner.run_image`` starts any built image without a Docker engine.
+Probe the base image, fetch the wheels for it, assemble the deps, model and app layers and
+write the image (``image.py``); ``advisor.sandbox.runner.run_image`` starts any built image
+without a Docker engine.
 """
+
+from __future__ import annotations
+
+from advisor.slim.image import DEFAULT_BASE, BuildConfig, BuildResult
+from advisor.slim.image import build_serving_image as build
+
+__all__ = ["DEFAULT_BASE", "BuildConfig", "BuildResult", "build"]

@@ -17,7 +17,7 @@ from advisor.bench.measure import Measured, OriginalSpec, SlimSpec, measure
 from advisor.bench.model import BenchConfig, BenchReport
 from advisor.bench.run import assemble
 from advisor.bench.sizes import measure_sizes
-from advisor.report.bench.render import report_json, write_reports
+from advisor.report.bench import report_json, write_reports
 from advisor.sandbox.environment import Sandbox
 from tests.bench import chromium
 from tests.bench.conftest import LABELS, TinyModel

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from advisor.bench.data import load_csv
-from advisor.errors import BuildError
+from advisor.bench.probes import PROBE_FILES, PROBES_DIR
+from advisor.errors import SandboxError
 from advisor.sandbox.environment import ProbeProcess, Sandbox
 from tests.bench.conftest import LABELS, TinyModel
 
@@ -20,7 +21,7 @@ def _start(tmp_path: Path, script: str, config: dict[str, Any]) -> ProbeProcess:
     import sys
 
     box = Sandbox("host", python=sys.executable)
-    inner = box.stage_probes(tmp_path)
+    inner = box.stage_probes(tmp_path, PROBES_DIR, PROBE_FILES)
     cfg = tmp_path / f"{script}.json"
     cfg.write_text(json.dumps(config))
     return ProbeProcess(box, f"{inner}/{script}", str(cfg), {"HF_HUB_OFFLINE": "1"})
@@ -101,7 +102,7 @@ def test_time_and_throughput_and_memory(probes: tuple[ProbeProcess, ProbeProcess
 
 
 def test_a_bad_request_is_an_error_not_a_crash(probes: tuple[ProbeProcess, ProbeProcess]) -> None:
-    with pytest.raises(BuildError, match="failed during 'fit'") as info:
+    with pytest.raises(SandboxError, match="failed during 'fit'") as info:
         probes[1].request("fit", texts=None, seq=8)
     assert "TypeError" in info.value.hint or "Error" in info.value.hint
     assert probes[1].request("stats")["rss_bytes"] > 0  # still serving
@@ -112,7 +113,7 @@ def test_a_model_that_cannot_load_is_a_build_error_with_its_output(tmp_path: Pat
     (tmp_path / "broken" / "config.json").write_text('{"model_type": "bert"}')
     probe = _start(tmp_path, "torch_probe.py", {"model_dir": str(tmp_path / "broken")})
     try:
-        with pytest.raises(BuildError) as info:
+        with pytest.raises(SandboxError) as info:
             probe.wait_ready(180)
     finally:
         probe.close()

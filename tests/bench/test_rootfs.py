@@ -11,8 +11,8 @@ import pytest
 
 from advisor.bench.model import BenchConfig, BenchReport
 from advisor.bench.run import run_bench
-from advisor.errors import BuildError
-from advisor.report.bench.render import write_reports
+from advisor.errors import BenchError
+from advisor.report.bench import write_reports
 from tests.bench import images
 from tests.bench.conftest import TinyModel
 
@@ -92,7 +92,7 @@ def test_an_image_that_cannot_run_is_a_build_error(
         original=original, slim=slim, data=tiny_model.data_csv,
         original_model_path="/etc", startup_timeout_s=120.0, **FAST,  # type: ignore[arg-type]
     )  # fmt: skip
-    with pytest.raises(BuildError) as info:
+    with pytest.raises(BenchError) as info:
         run_bench(config)
     assert info.value.exit_code == 6
     assert "cannot run its model /etc" in info.value.message

@@ -1,4 +1,4 @@
-"""Image references: every transport of DESIGN.md, Docker's normalisation, round trips, errors."""
+"""Image references: every transport of docs/DESIGN.md, "Image references", Docker's normalisation, round trips, errors."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import re
 
 import advisor.bench  # noqa: F401  (first: advisor.bench imports the report modules)
 from advisor.report.bench.render import fmt_bytes, fmt_ms, fmt_seconds
-from advisor.report.bench.svg import Bar, bar_chart, nice_ticks, tick_labels
+from advisor.report.charts import Bar, bar_chart, nice_ticks, tick_labels
 
 
 def test_seconds_axis_one_unit() -> None:

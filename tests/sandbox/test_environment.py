@@ -11,7 +11,8 @@ import pytest
 from advisor.bench import client
 from advisor.bench.measure import _server
 from advisor.errors import BuildError
-from advisor.sandbox.environment import ProbeProcess, Sandbox, ServerProcess, free_port
+from advisor.sandbox.environment import ProbeProcess, Sandbox, ServerProcess
+from advisor.sandbox.runner import free_port
 
 PY = sys.executable
 

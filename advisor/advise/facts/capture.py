@@ -12,6 +12,7 @@ from advisor.advise.facts.elf import trim_capture
 from advisor.advise.facts.secrets import secret_capture
 from advisor.oci.layercache import LayerCache, code_version
 from advisor.oci.model import Capture, Entry, EntryKind
+from advisor.units import WEIGHT_SUFFIXES
 
 # A metadata file larger than this is not metadata any more: keep the head only.
 MAX_WHOLE = 64 * 1024 * 1024
@@ -30,10 +31,6 @@ DIST_INFO_FILES = frozenset(
     {"METADATA", "RECORD", "top_level.txt", "INSTALLER", "direct_url.json", "REQUESTED"}
 )
 EGG_INFO_FILES = frozenset({"PKG-INFO", "installed-files.txt", "top_level.txt", "requires.txt"})
-WEIGHT_SUFFIXES = (
-    ".safetensors", ".bin", ".onnx", ".onnx.data", ".pt", ".pth", ".h5", ".msgpack",
-    ".ckpt", ".gguf", ".tflite",
-)
 APP_FILES = frozenset(
     {"requirements.txt", "requirements-dev.txt", "pyproject.toml", "Pipfile", "setup.cfg",
      "Dockerfile", ".dockerignore", "environment.yml"}

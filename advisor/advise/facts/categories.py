@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from advisor.advise.facts.capture import is_shared_object
 from advisor.advise.facts.context import Context
 from advisor.advise.facts.mlstack import is_gpu_dist
-from advisor.advise.facts.models import WEIGHT_SUFFIXES
 from advisor.advise.rules.base import Finding
+from advisor.units import WEIGHT_SUFFIXES
 
 CATEGORIES = ("gpu", "ml", "dev-tools", "caches", "models", "python", "os", "app")
 ML_DISTS = frozenset({"torch", "transformers", "tensorflow", "jax", "jaxlib", "onnxruntime", "onnx",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from advisor.oci.filetree import FileInfo, FileTree
 from advisor.oci.model import EntryKind
+from advisor.units import WEIGHT_SUFFIXES
 
 _FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("safetensors", re.compile(r"^model(-\d+-of-\d+)?\.safetensors(\.index\.json)?$")),
@@ -17,7 +18,6 @@ _FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tensorflow", re.compile(r"^tf_model(-\d+-of-\d+)?\.h5(\.index\.json)?$")),
     ("flax", re.compile(r"^flax_model(-\d+-of-\d+)?\.msgpack(\.index\.json)?$")),
 )
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".onnx.data", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".gguf")
 MIN_COPY_BYTES = 1024 * 1024
 HF_CACHE_MARK = ".cache/huggingface/"
 

@@ -10,6 +10,10 @@ from typing import Any, ClassVar
 from advisor.advise.facts.context import Context
 from advisor.errors import UsageError
 from advisor.oci.filetree import FileTree
+from advisor.units import human_bytes
+
+#: How the rules' messages write sizes (advisor.units: one formatter for every report).
+human = human_bytes
 
 
 class Severity(enum.IntEnum):
@@ -108,10 +112,3 @@ def shorten(text: str, limit: int) -> str:
     space = cut.rfind(" ")
     return (cut[:space] if space > limit // 2 else cut).rstrip() + "\u2026"
 
-
-def human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"

@@ -28,16 +28,41 @@ import fnmatch
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from advisor.advise.rules.base import Severity, human, plural
+from advisor.advise.facts.layer_rows import LayerRow
+from advisor.advise.rules.base import Finding, Severity, human, plural
 from advisor.errors import GateFailed, UsageError
 
-if TYPE_CHECKING:
-    from advisor.advise.advice import Advice
+
+class _Distribution(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+
+
+class GateInput(Protocol):
+    """What the gate reads of an ``Advice`` (which holds the gate's result: typing the input
+    as this protocol keeps advice -> gate the only import between the two modules)."""
+
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+    @property
+    def efficiency(self) -> float: ...
+    @property
+    def wasted_bytes(self) -> int: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def layers(self) -> Sequence[LayerRow]: ...
+    @property
+    def categories(self) -> Mapping[str, int]: ...
+    @property
+    def distributions(self) -> Sequence[_Distribution]: ...
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
           "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "ki": 1024, "kib": 1024, "mi": 1024**2,
@@ -226,12 +251,12 @@ def load_gate(fail_on: str | Severity | None = None, rules_file: Path | None = N
 # -- evaluation ----------------------------------------------------------------------------------
 
 
-def dive_user_bytes(advice: Advice) -> int:
+def dive_user_bytes(advice: GateInput) -> int:
     """dive's userSizeBytes: every layer but the first (dive does not detect the base)."""
     return sum(r.size_bytes for r in advice.layers if r.index != 0)
 
 
-def user_wasted_share(advice: Advice) -> float:
+def user_wasted_share(advice: GateInput) -> float:
     """dive's WastedUserPercent (a share, 0..1 or more), division by zero as Go's floats do it."""
     user = dive_user_bytes(advice)
     if user:
@@ -253,7 +278,7 @@ def _share(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.4f}"
 
 
-def _findings_check(advice: Advice, rules: GateRules) -> Check:
+def _findings_check(advice: GateInput, rules: GateRules) -> Check:
     if rules.fail_on is None:
         return Check("fail_on", Status.SKIP, plural(len(advice.findings), "finding"), "not set")
     hits = [f for f in advice.findings if f.severity >= rules.fail_on and f.rule not in rules.ignore_rules]
@@ -262,7 +287,7 @@ def _findings_check(advice: Advice, rules: GateRules) -> Check:
                  f"none at or above {rules.fail_on}", ids)
 
 
-def _banned_checks(advice: Advice, rules: GateRules) -> list[Check]:
+def _banned_checks(advice: GateInput, rules: GateRules) -> list[Check]:
     out = []
     for pattern in rules.banned_packages:
         banned = sorted({d.name for d in advice.distributions if fnmatch.fnmatchcase(d.key, pattern.lower())})
@@ -271,7 +296,7 @@ def _banned_checks(advice: Advice, rules: GateRules) -> list[Check]:
     return out
 
 
-def evaluate_gate(advice: Advice, rules: GateRules) -> GateResult:
+def evaluate_gate(advice: GateInput, rules: GateRules) -> GateResult:
     """Every rule's verdict: dive's three always (SKIP when off), advisor's own when set."""
     share = user_wasted_share(advice)
     checks = [
@@ -313,7 +338,7 @@ def raise_if_failed(result: GateResult) -> None:
                          hint="fix the findings above, or relax --fail-on / the rules file")
 
 
-def gate(advice: Advice, fail_on: str | Severity | None = None, rules_file: Path | None = None) -> GateResult:
+def gate(advice: GateInput, fail_on: str | Severity | None = None, rules_file: Path | None = None) -> GateResult:
     """Evaluate the gate; raise ``GateFailed`` (exit 1) when a finding or a limit trips."""
     rules = load_gate(fail_on, rules_file) or GateRules()
     result = evaluate_gate(advice, rules)

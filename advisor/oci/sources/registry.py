@@ -8,14 +8,9 @@ wrapping it would have meant replacing most of it.
 
 from __future__ import annotations
 
-import base64
-import io
-import random
-import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import requests
@@ -23,88 +18,24 @@ import urllib3
 
 from advisor.errors import BadInputError, DigestMismatchError, RegistryError
 from advisor.oci.model import Descriptor
-from advisor.oci.refs import DOCKER_HUB, DOCKER_HUB_API, DockerName
+from advisor.oci.refs import DockerName
+from advisor.oci.sources.auth import RegistryAuth
 from advisor.oci.sources.base import MAX_MANIFEST_BYTES, check_small
-from advisor.oci.sources.credentials import Credentials, load_credentials
+from advisor.oci.sources.credentials import Credentials
+from advisor.oci.sources.http import (
+    NET_HINT,
+    ManifestResponse,
+    ResumableBody,
+    RetryPolicy,
+    SizedBody,
+    api_host,
+    const,
+    is_loopback,
+    transient,
+)
 from advisor.oci.sources.manifests import ACCEPT_MANIFESTS, CONFIG_TYPES
 from advisor.oci.sources.neterrors import classify
 from advisor.oci.sources.verify import digest_bytes, open_verified, split_digest, verify_bytes
-
-_LOGIN_HINT = "run `docker login {host}`, or point DOCKER_CONFIG at a config.json with credentials"
-_NET_HINT = "check the registry address and your network"
-_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
-_PARAM = re.compile(r'(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter; Retry-After wins when given."""
-
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    timeout: float = 60.0
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after is not None:
-            try:
-                return min(self.max_delay, max(0.0, float(retry_after)))
-            except ValueError:
-                pass  # an HTTP date: fall back to our own backoff
-        return min(self.max_delay, self.base_delay * 2**attempt) * (0.5 + random.random() / 2)
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestResponse:
-    media_type: str
-    body: bytes
-    digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    scheme: str  # "basic" or "bearer"
-    params: Mapping[str, str]
-
-
-def parse_challenge(header: str) -> Challenge | None:
-    scheme, _, rest = header.strip().partition(" ")
-    if not scheme:
-        return None
-    params = {
-        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-        for m in _PARAM.finditer(rest)
-    }
-    return Challenge(scheme.lower(), params)
-
-
-def api_host(registry: str) -> str:
-    return DOCKER_HUB_API if registry == DOCKER_HUB else registry
-
-
-def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") and host.count(":") == 1 else host
-    if name.startswith("[") and "]" in name:
-        name = name[: name.index("]") + 1]
-    return name in _LOOPBACK
-
-
-def _transient(resp: requests.Response) -> bool:
-    return resp.status_code == 429 or resp.status_code >= 500
-
-
-class _Sized:
-    """A body stream with a known length, so requests sends Content-Length, not chunked."""
-
-    def __init__(self, stream: BinaryIO, size: int) -> None:
-        self._stream = stream
-        self._size = size
-
-    def __len__(self) -> int:
-        return self._size
-
-    def read(self, n: int = -1) -> bytes:
-        return self._stream.read(n)
 
 
 class RegistryClient:
@@ -127,22 +58,14 @@ class RegistryClient:
         self.verify_tls = not (insecure or is_loopback(self.host))
         self.retry = retry or RetryPolicy()
         self._session = session or requests.Session()
-        self._credentials = credentials
-        self._use_docker_config = use_docker_config and credentials is None
         self._base: str | None = None
-        self._challenge: Challenge | None = None
-        self._tokens: dict[str, str] = {}
+        self.auth = RegistryAuth(registry, self._session, credentials, use_docker_config,
+                                 verify_tls=self.verify_tls, timeout=self.retry.timeout)
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def close(self) -> None:
         self._session.close()
-
-    def _creds(self) -> Credentials | None:
-        if self._credentials is None and self._use_docker_config:
-            self._credentials = load_credentials(self.registry)
-            self._use_docker_config = False
-        return self._credentials
 
     def base_url(self) -> str:
         """``https://HOST`` or, for loopback and ``insecure``, whichever scheme answers."""
@@ -186,7 +109,7 @@ class RegistryClient:
         authenticated = False
         attempt = 0
         while True:
-            sent = {**(headers or {}), **self._auth_headers(scope)}
+            sent = {**(headers or {}), **self.auth.headers(scope)}
             try:
                 resp = self._session.request(
                     method,
@@ -206,10 +129,10 @@ class RegistryClient:
                 continue
             if resp.status_code == 401 and not authenticated:
                 authenticated = True
-                if self._authenticate(resp, scope):
+                if self.auth.learn(resp, scope):
                     resp.close()
                     continue
-            if retry and _transient(resp) and attempt + 1 < self.retry.attempts:
+            if retry and transient(resp) and attempt + 1 < self.retry.attempts:
                 delay = self.retry.delay(attempt, resp.headers.get("Retry-After"))
                 resp.close()
                 time.sleep(delay)
@@ -217,92 +140,8 @@ class RegistryClient:
                 continue
             if resp.status_code in (401, 403):
                 resp.close()
-                raise self._denied(resp.status_code, scope)
+                raise self.auth.denied(resp.status_code, scope)
             return resp
-
-    def _denied(self, status: int, scope: str) -> RegistryError:
-        verb = "refused" if status == 403 else "requires authentication for"
-        what = scope.split(":")[1] if scope.count(":") >= 2 else self.registry
-        creds = " (with the saved credentials)" if self._credentials else ""
-        return RegistryError(
-            f"registry {self.registry} {verb} {what}{creds}: HTTP {status}",
-            hint=_LOGIN_HINT.format(host=self.registry),
-            status=status,
-        )
-
-    def _auth_headers(self, scope: str) -> dict[str, str]:
-        challenge = self._challenge
-        if challenge is None:
-            return {}
-        if challenge.scheme == "basic":
-            creds = self._creds()
-            if creds is None:
-                return {}
-            raw = f"{creds.username}:{creds.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-        token = self._tokens.get(scope)
-        if token is None:
-            token = self._fetch_token(challenge, scope)
-            self._tokens[scope] = token
-        return {"Authorization": f"Bearer {token}"}
-
-    def _authenticate(self, resp: requests.Response, scope: str) -> bool:
-        """Learn the challenge from a 401; False when there is nothing new to try."""
-        challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-        if challenge is None or challenge.scheme not in ("basic", "bearer"):
-            return False
-        if challenge.scheme == "basic" and self._creds() is None:
-            return False
-        self._challenge = challenge
-        self._tokens.pop(scope, None)
-        return True
-
-    def _fetch_token(self, challenge: Challenge, scope: str) -> str:
-        realm = challenge.params.get("realm", "")
-        if not realm:
-            raise RegistryError(f"registry {self.registry} sent a bearer challenge without a realm")
-        # several scopes (a cross-repository mount) travel as repeated scope parameters
-        params = [("service", challenge.params.get("service", ""))]
-        params += [("scope", s) for s in scope.split()]
-        creds = self._creds()
-        try:
-            if creds and creds.identity_token:
-                form = [
-                    *params,
-                    ("grant_type", "refresh_token"),
-                    ("client_id", "advisor"),
-                    ("refresh_token", creds.identity_token),
-                ]
-                resp = self._session.post(
-                    realm, data=form, timeout=self.retry.timeout, verify=self.verify_tls
-                )
-            else:
-                auth = (creds.username, creds.password) if creds and creds.username else None
-                resp = self._session.get(
-                    realm,
-                    params=params,
-                    auth=auth,
-                    timeout=self.retry.timeout,
-                    verify=self.verify_tls,
-                )
-        except requests.exceptions.RequestException as e:
-            token_host = urllib.parse.urlsplit(realm).netloc or realm
-            failure = classify(e, token_host)
-            raise RegistryError(f"token service: {failure.message}", hint=failure.hint) from e
-        if resp.status_code in (401, 403):
-            raise self._denied(resp.status_code, scope)
-        if resp.status_code != 200:
-            raise RegistryError(
-                f"token service {realm} answered HTTP {resp.status_code}", status=resp.status_code
-            )
-        try:
-            obj = resp.json()
-            token = obj.get("token") or obj.get("access_token")
-        except (ValueError, AttributeError) as e:
-            raise RegistryError(f"token service {realm} answered without JSON") from e
-        if not isinstance(token, str) or not token:
-            raise RegistryError(f"token service {realm} gave no token")
-        return token
 
     def _unexpected(self, resp: requests.Response, what: str) -> RegistryError:
         detail = resp.text[:200].strip().replace("\n", " ")
@@ -337,7 +176,7 @@ class RegistryClient:
                     raise RegistryError(
                         f"connection broke reading manifest {repo}:{reference} from "
                         f"{self.registry}: {type(e).__name__}",
-                        hint=_NET_HINT,
+                        hint=NET_HINT,
                     ) from e
                 time.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")  # the loop returns or raises
@@ -389,7 +228,7 @@ class RegistryClient:
         """
         split_digest(descriptor.digest)
         resp = self._get_blob(repo, descriptor, 0)
-        body = _RawBody(resp, lambda offset: self._get_blob(repo, descriptor, offset), self.retry)
+        body = ResumableBody(resp, lambda offset: self._get_blob(repo, descriptor, offset), self.retry)
         return open_verified(body, descriptor, f"blob {descriptor.digest}")
 
     def _get_blob(self, repo: str, descriptor: Descriptor, offset: int) -> requests.Response:
@@ -490,9 +329,9 @@ class RegistryClient:
             return
         opened: list[BinaryIO] = []
 
-        def fresh() -> _Sized:  # a re-sent PUT (after a 401) needs the bytes from the start
+        def fresh() -> SizedBody:  # a re-sent PUT (after a 401) needs the bytes from the start
             opened.append(factory())
-            return _Sized(opened[-1], descriptor.size)
+            return SizedBody(opened[-1], descriptor.size)
 
         try:
             self._finish_upload(location, descriptor, scope, fresh)
@@ -514,7 +353,7 @@ class RegistryClient:
                 "Content-Length": str(len(chunk)),
             }
             resp = self.request(
-                "PATCH", location, scope=scope, headers=headers, body=_const(chunk), retry=False
+                "PATCH", location, scope=scope, headers=headers, body=const(chunk), retry=False
             )
             resp.close()
             if resp.status_code != 202:
@@ -528,7 +367,7 @@ class RegistryClient:
         location: str,
         descriptor: Descriptor,
         scope: str,
-        body: Callable[[], _Sized] | None,
+        body: Callable[[], SizedBody] | None,
     ) -> None:
         sep = "&" if urllib.parse.urlparse(location).query else "?"
         url = f"{location}{sep}{urllib.parse.urlencode({'digest': descriptor.digest})}"
@@ -565,71 +404,6 @@ class RegistryClient:
         if resp.status_code not in (200, 201):
             raise self._unexpected(resp, f"manifest {repo}:{reference}")
         return digest
-
-
-def _const(data: bytes) -> Callable[[], bytes]:
-    return lambda: data
-
-
-class _RawBody(io.RawIOBase):
-    """The blob's bytes from a streamed response, resumed by ``reopen(offset)`` on a break.
-
-    A transfer encoding (storage behind a CDN may add one despite ``Accept-Encoding:
-    identity``) is undone, since the digest covers the blob, not its transport form; such a
-    stream cannot be resumed by byte offset.
-    """
-
-    def __init__(
-        self,
-        resp: requests.Response,
-        reopen: Callable[[int], requests.Response],
-        retry: RetryPolicy,
-    ) -> None:
-        super().__init__()
-        self._resp = resp
-        self._reopen = reopen
-        self._retry = retry
-        self._resumes = 0
-        self._offset = 0
-        self._pending = b""
-        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
-        self._decode = encoding not in ("", "identity")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        chunk = self._pending or self._read(len(view))
-        n = min(len(chunk), len(view))
-        view[:n] = chunk[:n]
-        self._pending = chunk[n:]
-        return n
-
-    def _read(self, amount: int) -> bytes:
-        while True:
-            try:
-                data = bytes(self._resp.raw.read(amount, decode_content=self._decode))
-            except Exception as e:  # urllib3's ProtocolError, ReadTimeoutError ...
-                self._resume(e)
-                continue
-            self._offset += len(data)
-            return data
-
-    def _resume(self, error: Exception) -> None:
-        self._resp.close()
-        if self._decode or self._resumes + 1 >= self._retry.attempts:
-            raise RegistryError(
-                f"the registry connection broke while reading a blob: {error}", hint=_NET_HINT
-            ) from error
-        time.sleep(self._retry.delay(self._resumes))
-        self._resumes += 1
-        self._resp = self._reopen(self._offset)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._resp.close()
-        super().close()
 
 
 class RegistrySource:

@@ -8,7 +8,8 @@ from advisor.advise.advice import Advice
 from advisor.advise.facts.dockerfile import normalize
 from advisor.advise.rules.base import human
 from advisor.report.advise.common import LAYER_FILES, TOP_FILES, alternative_note, command, evidence
-from advisor.report.svg import bar_chart, stacked_bar
+from advisor.report.charts import bar_chart, bars_of, stacked_bars
+from advisor.report.page import page
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1800px}
@@ -62,12 +63,14 @@ def _charts(a: Advice) -> str:
     layers = [(f"{r.index}: {_step(r.created_by)}", r.size_bytes) for r in a.layers]
     dists = [(d.name, d.size_bytes) for d in a.distributions[:15]]
     recs = [(r.id, r.estimated_savings_bytes) for r in a.recommendations]
-    return "".join([
-        stacked_bar(cats, "Bytes by category"),
-        bar_chart(layers, "Bytes by layer"),
-        bar_chart(recs, "Estimated savings by recommendation"),
-        bar_chart(dists, "Largest Python distributions"),
-    ])
+    figures = []
+    if bars_of(cats):
+        figures.append(("Bytes by category", stacked_bars("Bytes by category", [("image", bars_of(cats))], human)))
+    for title, items in (("Bytes by layer", layers), ("Estimated savings by recommendation", recs),
+                         ("Largest Python distributions", dists)):
+        if bars_of(items):  # an empty chart says nothing: the table below says "none"
+            figures.append((title, bar_chart(title, bars_of(items), human, width=800, label_w=280)))
+    return "".join(f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>" for caption, svg in figures)
 
 
 def _sections(a: Advice) -> str:
@@ -114,10 +117,4 @@ def _gate(a: Advice) -> str:
 
 def render_html(a: Advice) -> str:
     title = f"advisor report: {a.facts.reference}"
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{escape(title)}</h1>{_summary(a)}{_charts(a)}{_sections(a)}"
-        "</body></html>\n"
-    )
+    return page(title, f"<h1>{escape(title)}</h1>{_summary(a)}{_charts(a)}{_sections(a)}", CSS)

@@ -1,4 +1,4 @@
-"""``advise --format json``: the contract of DESIGN.md, plus what users need beyond it."""
+"""``advise --format json``: the contract of docs/DESIGN.md, "`advise --format json`", plus what users need beyond it."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from advisor.report.bench.render import (
     latency_rows,
     summary_rows,
 )
-from advisor.report.bench.svg import (
+from advisor.report.charts import (
     HTTP,
     ORIGINAL,
     PALETTE,
@@ -28,6 +28,7 @@ from advisor.report.bench.svg import (
     stacked_bars,
     strip_plot,
 )
+from advisor.report.page import page
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#212529;padding:0 1rem}
@@ -260,10 +261,4 @@ def report_html(report: BenchReport) -> str:
         + "".join(f"<li>{_inline_code(n.removeprefix('- '))}</li>" for n in METHOD_NOTES)
         + "</ul>",
     ]
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>advisor bench</title><style>{_CSS}</style></head><body>"
-        + "".join(body)
-        + "</body></html>\n"
-    )
+    return page("advisor bench", "".join(body), _CSS)

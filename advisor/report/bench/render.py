@@ -1,15 +1,13 @@
-"""``report.json`` (the DESIGN.md contract) and ``report.md`` from a ``BenchReport``."""
+"""``report.json`` (docs/DESIGN.md, "`bench` report.json") and ``report.md`` from a ``BenchReport``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from advisor.bench.model import SCHEMA_VERSION, BenchReport, ImageSizes, LoadRun, SideResult
 from advisor.bench.stats import ratio
-from advisor.fsutil import write_text_atomic
+from advisor.units import human_bytes
 
 #: The metrics compared side by side: (key, label, formatter name, lower is better).
 SUMMARY_METRICS = (
@@ -150,14 +148,7 @@ def advice_summary(advice: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- formatting ----------------------------------------------------------------------------
 
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "n/a"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}" if unit == "GB" else f"{n / scale:.1f} {unit}"
-    return f"{int(n)} B"
+fmt_bytes = human_bytes  # advisor.units: one byte formatter for every report
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -331,18 +322,3 @@ METHOD_NOTES = (
     "- Throughput in-process: texts/s at the largest case; the HTTP load test sends single texts.",
     "- Pull time: compressed size at the line rate (no latency, no decompression).",
 )
-
-
-def write_reports(report: BenchReport, directory: Path) -> dict[str, Path]:
-    """Write report.json, report.md and report.html into ``directory``; return their paths."""
-    from advisor.report.bench.html import report_html
-
-    paths = {
-        "json": directory / "report.json",
-        "markdown": directory / "report.md",
-        "html": directory / "report.html",
-    }
-    write_text_atomic(paths["json"], json.dumps(report_json(report), indent=2, sort_keys=False) + "\n")
-    write_text_atomic(paths["markdown"], report_markdown(report))
-    write_text_atomic(paths["html"], report_html(report))
-    return paths

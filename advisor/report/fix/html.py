@@ -7,7 +7,8 @@ from html import escape
 from advisor.advise.rules.base import human
 from advisor.fix.model import FixResult, ProofReport
 from advisor.report.advise.html import CSS, _table
-from advisor.report.svg import bar_chart
+from advisor.report.charts import bar_chart, bars_of
+from advisor.report.page import page
 
 
 def _proof(title: str, p: ProofReport | None) -> str:
@@ -34,13 +35,12 @@ def render_html(r: FixResult) -> str:
     layers = _table(["layer", "files removed", "bytes removed", "history note"], [
         [str(c.index), str(c.files_removed), escape(human(c.bytes_removed)), escape(c.note)]
         for c in r.layers], {1, 2})
-    chart = bar_chart([(f.id, f.removed_bytes) for f in r.fixes if f.applied], "Bytes removed by recommendation")
+    removed = bars_of([(f.id, f.removed_bytes) for f in r.fixes if f.applied])
+    chart = bar_chart("Bytes removed by recommendation", removed, human, width=800, label_w=280) if removed else ""
     notes = "".join(f"<p>{escape(n)}</p>" for n in r.notes)
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+    return page(title, (
         f"<h1>{escape(title)}</h1><p><code>{escape(r.output)}</code> {escape(r.manifest_digest)}</p>"
         f"{summary}{chart}<h2>Recommendations</h2>{fixes}{notes}"
         f"{_proof('Proof of the original', r.baseline)}{_proof('Proof of the fixed image', r.proof)}"
-        f"<h2>Layers</h2>{layers}</body></html>\n"
-    )
+        f"<h2>Layers</h2>{layers}"
+    ), CSS)

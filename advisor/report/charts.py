@@ -1,4 +1,5 @@
-"""Inline SVG charts for the HTML report: no JavaScript, no external assets, deterministic."""
+"""Inline SVG charts for every HTML report (advise and bench): no JavaScript, no external
+assets, deterministic. Bars on one linear axis, stacked bars with a legend, strip plots."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ class Series:
     samples: Sequence[float]
     color: str
     marks: Sequence[tuple[str, float]] = ()  # (name, value) ticks, e.g. p50/p95/p99
+
+
+def bars_of(items: Sequence[tuple[str, float]]) -> list[Bar]:
+    """One bar per (label, value) above zero, coloured in palette order."""
+    shown = [(label, value) for label, value in items if value > 0]
+    return [Bar(label, value, PALETTE[i % len(PALETTE)]) for i, (label, value) in enumerate(shown)]
 
 
 def nice_ticks(high: float, count: int = 5) -> list[float]:
