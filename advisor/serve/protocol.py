@@ -10,7 +10,10 @@ control and a graceful stop. What this subclass adds, per connection:
   alone waits forever for a half-sent request: slowloris);
 - refusals as JSON, like every other answer, with the status that says why: 400 for a bad
   request, 414 for a request line past the limit, 431 for headers past it (size or count),
-  505 for an HTTP/0.9 request line (which h11 would wait on for headers that never come).
+  505 for an HTTP/0.9 request line (which h11 would wait on for headers that never come);
+- one socket write per response: uvicorn writes a response's head, body and end apart, each
+  a ``send`` syscall that wakes the client (which then waits for the rest); what one turn of
+  the event loop writes goes out together (``CoalescingTransport``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,40 @@ def refusal(status: int, reason: str, message: str) -> bytes:
 BUSY = refusal(503, "Service Unavailable", "too many open connections")
 
 
+class CoalescingTransport:
+    """A transport whose writes within one event-loop turn leave in one ``write``.
+
+    Everything else is the wrapped transport's; ``close`` (and ``abort``'s callers never
+    wanting the buffered bytes) flush first, so a refusal written just before a close is sent.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _Connection(h11.Connection):
     """h11's connection, remembering the protocol error it raised (uvicorn drops it)."""
 
@@ -74,6 +111,7 @@ class HardenedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # uvicorn writes a response's head and body apart: without NODELAY the body waits

@@ -1,6 +1,7 @@
 """The slim serving image under load and misuse, run daemonless with a read-only root.
 
     .venv/bin/python benchmarks/load/run.py [--seconds 60] [--clients 16] [--out benchmarks/load]
+    .venv/bin/python benchmarks/load/run.py --batching-only ARTIFACTS_DIR  # redo the comparison
 
 Steps: a MiniLM classifier (the offline all-MiniLM-L6-v2 weights with a seeded random 2-label
 head: honest for size and latency, not for accuracy) -> ``advisor export --quantize int8
@@ -185,9 +186,15 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent)
     ap.add_argument("--image", default="", help="an already built serving image (skip the export)")
-    ap.add_argument("--batching-seconds", type=float, default=20.0,
-                    help="per case of the batching comparison (0: skip it)")
+    ap.add_argument("--batching-seconds", type=float, default=10.0,
+                    help="per case and round of the batching comparison (0: skip it)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the batching comparison")
+    ap.add_argument("--batching-only", type=Path, metavar="ARTIFACTS",
+                    help="only the batching comparison, on these artifacts; the rest of "
+                         "results.json is kept")
     args = ap.parse_args()
+    if args.batching_only:
+        return batching_only(args)
     work = Path(tempfile.mkdtemp(prefix="advisor-load-"))
     results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
     proc = None
@@ -232,7 +239,8 @@ def main() -> int:
             from benchmarks.load.batching import measure
 
             texts = load_csv(default_data_path()).texts
-            results["batching"] = measure(work / "artifacts", texts, work, args.batching_seconds)
+            results["batching"] = measure(work / "artifacts", texts, work, args.batching_seconds,
+                                          args.rounds)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -244,8 +252,27 @@ def main() -> int:
     print(json.dumps({k: results[k] for k in ("load", "rss_mb", "isolation") if k in results}))
     if "batching" in results:
         b = results["batching"]
-        print(json.dumps({k: b[k] for k in ("in_process_best_per_s", "servers",
-                                            "throughput_8_vs_in_process_best", "p50_1_vs_baseline")}))
+        print(json.dumps({k: b[k] for k in BATCHING_KEYS}))
+    return 0
+
+
+BATCHING_KEYS = ("throughput_8_vs_in_process_best", "throughput_8_vs_baseline", "p50_1_vs_baseline", "errors")
+
+
+def batching_only(args: argparse.Namespace) -> int:
+    from advisor.bench.data import default_data_path, load_csv
+    from benchmarks.load.batching import measure
+
+    results = json.loads((args.out / "results.json").read_text())
+    texts = load_csv(default_data_path()).texts
+    work = Path(tempfile.mkdtemp(prefix="advisor-batching-"))
+    try:
+        results["batching"] = measure(args.batching_only, texts, work, args.batching_seconds, args.rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (args.out / "report.md").write_text(render(results))
+    print(json.dumps({k: results["batching"][k] for k in BATCHING_KEYS}))
     return 0
 
 
