@@ -30,7 +30,7 @@ from typing import Any
 
 from advisor.fsutil import write_bytes_atomic
 from advisor.oci.filetree import LayerTree
-from advisor.oci.model import Entry, EntryKind, Layer
+from advisor.oci.model import Entry, EntryKind, Layer, Meta
 
 FORMAT = 1
 _MAGIC = b"advisor-layer\n"
@@ -90,8 +90,10 @@ def _decode(payload: bytes, index: int) -> LayerTree:
     tree = LayerTree(index, whiteouts=set(meta["whiteouts"]), opaque_dirs=set(meta["opaque"]))
     columns = zip(meta["paths"], meta["kinds"], meta["sizes"], meta["modes"], meta["uids"],
                   meta["gids"], meta["mtimes"], strict=True)
+    same: dict[Meta, Meta] = {}  # one meta tuple per combination, as the walk keeps them
     for i, (path, kind, size, mode, uid, gid, mtime) in enumerate(columns):
-        tree.entries[path] = Entry(path, _KINDS[kind], size, mode, uid, gid, links.get(i, ""), mtime, index)
+        m: Meta = (_KINDS[kind], mode, uid, gid, links.get(i, ""), mtime, index)
+        tree.entries[path] = Entry.of(path, size, same.setdefault(m, m) if not m[4] else m)
     at = 8 + n
     for which, path, length in meta["captured"]:
         (tree.heads if which == "h" else tree.tails)[path] = payload[at : at + length]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 
@@ -24,7 +24,9 @@ class EntryKind(enum.Enum):
     FIFO = "fifo"
 
 
-@dataclass(frozen=True, slots=True)
+Meta = tuple[EntryKind, int, int, int, str, int, int]  # kind, mode, uid, gid, link, mtime, layer
+
+
 class Entry:
     """One tar member of a layer, after whiteout markers have been interpreted.
 
@@ -33,17 +35,104 @@ class Entry:
     or of a hardlink (normalised like ``path``). ``layer`` is the index of the layer the
     member comes from: the merged tree holds the same objects as the layers (one record per
     file, however many views), so it says where each final version lives.
+
+    Immutable, compared and hashed by value like the frozen dataclass it was. Compact: three
+    slots (64 bytes, not 104), the rest in one ``meta`` tuple that the walk shares between
+    the files of a layer with the same kind, mode, owner and mtime (most of them), so a
+    million-file layer costs about 40 MB less.
     """
 
+    __slots__ = ("_meta", "path", "size")
     path: str
-    kind: EntryKind
-    size: int = 0
-    mode: int = 0o644
-    uid: int = 0
-    gid: int = 0
-    link: str = ""
-    mtime: int = 0
-    layer: int = -1
+    size: int
+    _meta: Meta
+
+    def __init__(self, path: str, kind: EntryKind, size: int = 0, mode: int = 0o644,
+                 uid: int = 0, gid: int = 0, link: str = "", mtime: int = 0,
+                 layer: int = -1) -> None:
+        _SET_PATH(self, path)
+        _SET_SIZE(self, size)
+        _SET_META(self, (kind, mode, uid, gid, link, mtime, layer))
+
+    @classmethod
+    def of(cls, path: str, size: int, meta: Meta) -> Entry:
+        """An entry with a ``meta`` tuple the caller shares between entries."""
+        entry = _NEW(cls)
+        _SET_PATH(entry, path)
+        _SET_SIZE(entry, size)
+        _SET_META(entry, meta)
+        return entry
+
+    @property
+    def meta(self) -> Meta:
+        return self._meta
+
+    @property
+    def kind(self) -> EntryKind:
+        return self._meta[0]
+
+    @property
+    def mode(self) -> int:
+        return self._meta[1]
+
+    @property
+    def uid(self) -> int:
+        return self._meta[2]
+
+    @property
+    def gid(self) -> int:
+        return self._meta[3]
+
+    @property
+    def link(self) -> str:
+        return self._meta[4]
+
+    @property
+    def mtime(self) -> int:
+        return self._meta[5]
+
+    @property
+    def layer(self) -> int:
+        return self._meta[6]
+
+    def at_layer(self, layer: int) -> Entry:
+        """The same member attributed to another layer."""
+        m = self._meta
+        return Entry.of(self.path, self.size, (m[0], m[1], m[2], m[3], m[4], m[5], layer))
+
+    def _key(self) -> tuple[object, ...]:
+        m = self._meta
+        return (self.path, m[0], self.size, m[1], m[2], m[3], m[4], m[5], m[6])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Entry:
+            return NotImplemented
+        assert isinstance(other, Entry)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        m = self._meta
+        return (f"Entry(path={self.path!r}, kind={m[0]!r}, size={self.size!r}, mode={m[1]!r}, "
+                f"uid={m[2]!r}, gid={m[3]!r}, link={m[4]!r}, mtime={m[5]!r}, layer={m[6]!r})")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Entry, (self.path, self.kind, self.size, self.mode, self.uid, self.gid,
+                        self.link, self.mtime, self.layer))
+
+
+_NEW = object.__new__
+_SET_PATH = Entry.__dict__["path"].__set__
+_SET_SIZE = Entry.__dict__["size"].__set__
+_SET_META = Entry.__dict__["_meta"].__set__
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from advisor.errors import AdvisorError, BadInputError, DigestMismatchError
 from advisor.oci.filetree import LayerTree
-from advisor.oci.model import Capture, Entry, EntryKind, Image, Layer
+from advisor.oci.model import Capture, Entry, EntryKind, Image, Layer, Meta
 from advisor.oci.pump import Pipeline
 from advisor.oci.tar import CORRUPT_HINT, ChunkReader, Header, iter_headers, normalise_path
 
@@ -49,10 +49,11 @@ _KINDS = {
 _FILE = EntryKind.FILE
 
 
-def _record(tree: LayerTree, header: Header, path: str, same: dict[int, int]) -> Entry | None:
+def _record(tree: LayerTree, header: Header, path: str, same: dict[Meta, Meta]) -> Entry | None:
     """Put one member into ``tree``: whiteout, opaque marker or entry. Returns the entry.
 
-    Modes and mtimes repeat across a layer's files: ``same`` keeps one int object of each.
+    Kind, mode, owner and mtime repeat across a layer's files: ``same`` keeps one ``meta``
+    tuple of each combination (links, which differ from file to file, are not kept there).
     """
     parent, _, base = path.rpartition("/")
     if base.startswith(WHITEOUT_PREFIX):
@@ -68,14 +69,12 @@ def _record(tree: LayerTree, header: Header, path: str, same: dict[int, int]) ->
     link = header.linkname
     if kind is EntryKind.HARDLINK:
         link = normalise_path(link)
-    size = header.size if kind is _FILE else 0
-    entry = Entry(
-        path, kind, size, same.setdefault(header.mode & 0o7777, header.mode & 0o7777),
-        header.uid, header.gid, link, same.setdefault(header.mtime, header.mtime), tree.index,
-    )
+    meta = (kind, header.mode & 0o7777, header.uid, header.gid, link, header.mtime, tree.index)
+    if not link:
+        meta = same.setdefault(meta, meta)
+    entry = Entry.of(path, header.size if kind is _FILE else 0, meta)
     tree.entries[path] = entry
     return entry
-
 
 
 @dataclass(slots=True)
@@ -122,7 +121,7 @@ def _walk_chunks(
     chunks: ChunkReader, tree: LayerTree, capture: CaptureFn | None, budget: _Budget
 ) -> None:
     what = f"layer {tree.index}"
-    same: dict[int, int] = {}
+    same: dict[Meta, Meta] = {}
     for header in iter_headers(chunks, what):
         path = normalise_path(header.name)
         entry = _record(tree, header, path, same) if path else None

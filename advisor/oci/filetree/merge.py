@@ -20,7 +20,7 @@ Opaque directories hide before whiteouts, whiteouts before overwrites, when seve
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from advisor.oci.filetree.hidden import (
     DELETED,
@@ -149,7 +149,7 @@ class _Stack:
             if old is not None and not (old.kind is _DIR and entry.kind is _DIR):
                 self.drop(path, index, OVERWRITTEN)
             if entry.layer != index:  # a tree built by hand, not by the walk
-                entry = replace(entry, layer=index)
+                entry = entry.at_layer(index)
             files[path] = entry
             if entry.kind is EntryKind.HARDLINK:
                 self.links.setdefault((index, entry.link), []).append(path)
@@ -162,7 +162,7 @@ class _Stack:
         self.files = files = dict(layer.entries)
         for path, entry in files.items():
             if entry.layer != index:  # a tree built by hand, not by the walk
-                files[path] = entry = replace(entry, layer=index)
+                files[path] = entry = entry.at_layer(index)
             if entry.kind is EntryKind.HARDLINK:
                 self.links.setdefault((index, entry.link), []).append(path)
         self._keep(layer)
