@@ -14,6 +14,18 @@ Entries are written to a temporary file and renamed (concurrent runs never see h
 mode 0600 (captures may hold the small secret files ``sec-secrets-in-layers`` reports), and
 read back only when their checksum, version and diff_id match; anything else is a miss, and
 the walk rewrites it.
+
+A hit from a local layout or archive is trusted once its blob is known to be the bytes that
+were hashed: re-hashed, or unchanged since a hash of it matched. ``verified/`` records, by
+blob digest, the file identities (device, inode, size, mtime_ns, ctime_ns, place in the
+archive) whose bytes hashed to it; ``read_layers`` records one only when the identity was the
+same before and after the hash and its ctime was at least ``RACY_SECONDS`` old when the hash
+began. A write to the file after that moves its ctime to the present (the kernel sets ctime on
+every change of content or metadata, and no call sets it back), a file put in its place is a
+new inode with a new ctime, and a copy is a new inode: each misses and is re-hashed. The
+margin covers the kernel's coarse timestamps (a write in the same clock tick as the last
+change would keep ctime). Only a clock set back, or a write to the block device under the
+filesystem, could slip past; who can do that can also rewrite this cache.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from advisor.oci.filetree import LayerTree
 from advisor.oci.model import Entry, EntryKind, Layer, Meta
 
 FORMAT = 1
+RACY_SECONDS = 2.0  # a blob changed this recently is re-hashed, whatever its identity
 _MAGIC = b"advisor-layer\n"
 _KINDS = list(EntryKind)
 _KIND_CODE = {kind: i for i, kind in enumerate(_KINDS)}
@@ -109,6 +122,25 @@ class LayerCache:
     def __init__(self, version: str, root: Path | None = None) -> None:
         self.version = version
         self.dir = (root or default_root()) / version
+        self.verified_dir = (root or default_root()) / "verified"
+
+    # -- local blobs whose hash matched, by where they live ---------------------------------
+    def _verified_path(self, digest: str, identity: tuple[int | str, ...]) -> Path:
+        key = hashlib.sha256(f"{digest} {identity!r}".encode()).hexdigest()
+        return self.verified_dir / key
+
+    def was_verified(self, digest: str, identity: tuple[int | str, ...]) -> bool:
+        """Whether a local blob with this file identity once hashed to ``digest``."""
+        return self._verified_path(digest, identity).is_file()
+
+    def note_verified(self, digest: str, identity: tuple[int | str, ...]) -> None:
+        """Record that the blob at ``identity`` hashed to ``digest`` (failing to is no error)."""
+        try:
+            self.verified_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_bytes_atomic(self._verified_path(digest, identity),
+                               f"{digest} {identity!r}\n".encode(), mode=0o600)
+        except OSError:
+            return
 
     def _path(self, diff_id: str) -> Path | None:
         algorithm, _, hexpart = diff_id.partition(":")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -228,17 +229,20 @@ def read_layers(
     else walked (``workers`` at a time, largest blob first) and stored in ``cache``.
 
     A hit from a local source (layout, archive) is trusted only after its blob is re-hashed
-    (a read at the hash's pace, no inflate, no parse): a tampered blob on disk is an error
-    whether or not its layer was seen before. A registry's hits are trusted by digest.
+    (a read at the hash's pace, no inflate, no parse), or when the blob file is unchanged since
+    a hash of it matched (its identity recorded in the cache, see ``layercache``): a tampered
+    blob on disk is an error whether or not its layer was seen before. A registry's hits are
+    trusted by digest.
     """
     trees: dict[int, LayerTree] = {}
     todo: list[Layer] = []
     rehash: list[Layer] = []
+    local = getattr(image.source, "local", True)
     for layer in image.layers:
         hit = cache.get(layer) if cache is not None else None
         if hit is not None:
             trees[layer.index] = hit
-            if getattr(image.source, "local", True):
+            if local and not _known_verified(image, layer, cache):
                 rehash.append(layer)
         else:
             todo.append(layer)
@@ -254,13 +258,18 @@ def read_layers(
             progress(current, total)
 
     def walk(layer: Layer) -> LayerTree:
+        before = _identity(image, layer) if cache is not None and local else None
         tree = _walk_one(image, layer, capture, tick, verify_diff_id=cache is not None)
         if cache is not None:
             cache.put(layer, tree)  # only now: every byte of it was read and verified
+            _note_verified(image, layer, cache, before)
         return tree
 
     def verify(layer: Layer) -> LayerTree:
+        before = _identity(image, layer)
         _hash_blob(image, layer, tick)
+        if cache is not None:
+            _note_verified(image, layer, cache, before)
         return trees[layer.index]
 
     jobs = sorted([(layer, walk) for layer in todo] + [(layer, verify) for layer in rehash],
@@ -276,6 +285,35 @@ def read_layers(
                 for _, f in futures:
                     f.cancel()
     return [trees[layer.index] for layer in image.layers]
+
+
+def _identity(image: Image, layer: Layer) -> tuple[tuple[int | str, ...], float] | None:
+    """The blob file's identity (see ``layercache``) and the time it was taken, or None."""
+    identity = getattr(image.source, "blob_identity", None)
+    found = identity(layer.blob) if identity is not None else None
+    return (found, time.time()) if found is not None else None
+
+
+def _known_verified(image: Image, layer: Layer, cache: LayerCache | None) -> bool:
+    """Whether this very file (unchanged since) once hashed to the blob's digest."""
+    found = _identity(image, layer)
+    return cache is not None and found is not None and cache.was_verified(layer.blob.digest, found[0])
+
+
+def _note_verified(
+    image: Image, layer: Layer, cache: LayerCache, before: tuple[tuple[int | str, ...], float] | None
+) -> None:
+    """Record the blob's identity as hashed, when it was the same before and after the hash
+    and had not changed for ``RACY_SECONDS`` when the hash began."""
+    from advisor.oci.layercache import RACY_SECONDS
+
+    after = _identity(image, layer)
+    if before is None or after is None or before[0] != after[0]:
+        return
+    identity, began = before
+    ctime_ns = identity[4]
+    if isinstance(ctime_ns, int) and ctime_ns < (began - RACY_SECONDS) * 1e9:
+        cache.note_verified(layer.blob.digest, identity)
 
 
 def _hash_blob(image: Image, layer: Layer, tick: Callable[[int], None]) -> None:

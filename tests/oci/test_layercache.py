@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,7 +99,8 @@ def test_the_same_report_from_the_cli_with_and_without_the_cache(tmp_path: Path)
     assert not (tmp_path / "c" / "layers").exists()
     first, second = advise(), advise()
     assert json.loads(cold) == json.loads(first) == json.loads(second)
-    assert len(list((tmp_path / "c" / "layers").glob("*/*"))) == 2
+    trees = [p for p in (tmp_path / "c" / "layers").glob("*/*") if p.parent.name != "verified"]
+    assert len(trees) == 2  # (verified/ holds the blob identities, when they were old enough)
 
 
 def test_another_version_misses_and_the_version_follows_the_code(tmp_path: Path) -> None:
@@ -197,3 +200,86 @@ def _sha256(data: bytes) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# -- a local hit whose blob file is unchanged since it was hashed ---------------------------------
+
+
+def _counting_opens(image: Image) -> list[str]:
+    opened: list[str] = []
+    real = image.source.open_blob
+
+    def open_blob(descriptor):  # type: ignore[no-untyped-def]
+        opened.append(descriptor.digest)
+        return real(descriptor)
+
+    image.source.open_blob = open_blob  # type: ignore[method-assign]
+    return opened
+
+
+def _settled(tmp_path: Path, fmt: str) -> str:
+    """An image whose files last changed more than ``RACY_SECONDS`` ago."""
+    from advisor.oci.layercache import RACY_SECONDS
+
+    ref = make_image(tmp_path, LAYERS, fmt)  # type: ignore[arg-type]
+    time.sleep(RACY_SECONDS + 0.2)
+    return ref
+
+
+@pytest.mark.parametrize("fmt", ["oci", "docker-archive"])
+def test_an_unchanged_blob_file_is_not_hashed_again(tmp_path: Path, fmt: str) -> None:
+    cache = LayerCache("v1", tmp_path / "cache")
+    ref = _settled(tmp_path, fmt)
+    with open_image(ref) as image:
+        uncached = _snapshot(image, cache)  # walked, verified: the identities recorded
+    with open_image(ref) as image:
+        opened = _counting_opens(image)
+        assert _snapshot(image, cache) == uncached
+        assert opened == []  # neither walked nor re-hashed
+    assert len(list(cache.verified_dir.iterdir())) == 2
+
+
+def test_a_blob_changed_since_it_was_hashed_is_hashed_again_and_refused(tmp_path: Path) -> None:
+    """Same size, mtime put back: the ctime the write moved gives it away."""
+    cache = LayerCache("v1", tmp_path / "cache")
+    ref = _settled(tmp_path, "oci")
+    with open_image(ref) as image:
+        _snapshot(image, cache)
+        blob = Path(image.source.files.root) / image.source.blob_name(image.layers[0].blob.digest)  # type: ignore[attr-defined]
+    st = blob.stat()
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert blob.stat().st_mtime_ns == st.st_mtime_ns and blob.stat().st_size == st.st_size
+    with open_image(ref) as image, pytest.raises(DigestMismatchError):
+        read_layers(image, capture_for, cache=cache)
+
+
+def test_a_blob_written_moments_ago_is_not_recorded(tmp_path: Path) -> None:
+    """A change inside the kernel's timestamp tick could keep ctime: too fresh to vouch for."""
+    cache = LayerCache("v1", tmp_path / "cache")
+    ref = make_image(tmp_path, LAYERS, "oci")
+    with open_image(ref) as image:
+        uncached = _snapshot(image, cache)
+    with open_image(ref) as image:
+        opened = _counting_opens(image)
+        assert _snapshot(image, cache) == uncached
+        assert sorted(opened) == sorted(layer.blob.digest for layer in image.layers)  # re-hashed
+    assert not cache.verified_dir.exists() or not list(cache.verified_dir.iterdir())
+
+
+def test_a_gzipped_archive_is_always_hashed_again(tmp_path: Path) -> None:
+    """Its layers live in a spool that is gone after the run: no identity to record."""
+    cache = LayerCache("v1", tmp_path / "cache")
+    make_image(tmp_path, LAYERS, "docker-archive")
+    gz = tmp_path / "image.tar.gz"
+    gz.write_bytes(gzip.compress((tmp_path / "image.tar").read_bytes(), compresslevel=1))
+    time.sleep(2.2)
+    with open_image(f"docker-archive:{gz}") as image:
+        uncached = _snapshot(image, cache)
+    with open_image(f"docker-archive:{gz}") as image:
+        opened = _counting_opens(image)
+        assert _snapshot(image, cache) == uncached
+        assert len(opened) == len(image.layers)

@@ -116,8 +116,19 @@ class DirFiles:
     def open(self, name: str) -> io.RawIOBase:
         return open(self._path(name), "rb", buffering=0)
 
+    def identity(self, name: str) -> tuple[int | str, ...] | None:
+        """Where the file's bytes live and when they last changed (see ``FilesSource``)."""
+        try:
+            return _stat_identity(os.stat(self._path(name)), "")
+        except OSError:
+            return None
+
     def close(self) -> None:
         return None
+
+
+def _stat_identity(st: os.stat_result, where: str) -> tuple[int | str, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +162,21 @@ class TarFiles:
         if member is None:
             raise BadInputError(f"{self._what}: '{name}' is missing from the archive")
         return FileSection(self._file.fileno(), member.offset, member.size)
+
+    def identity(self, name: str) -> tuple[int | str, ...] | None:
+        """The archive file's identity and the member's place in it; None when the archive
+        is no file of its own on disk (a decompressed spool, a pipe)."""
+        member = self._members.get(_norm(name))
+        path = getattr(self._file, "name", None)
+        if member is None or not isinstance(path, str):
+            return None
+        try:
+            st = os.fstat(self._file.fileno())
+            if not os.path.samestat(st, os.stat(path)):
+                return None
+        except OSError:
+            return None
+        return _stat_identity(st, f"{member.offset}+{member.size}")
 
     def close(self) -> None:
         self._file.close()
@@ -228,6 +254,16 @@ class FilesSource:
         self.what = what
         self.synthetic: dict[str, bytes] = {}  # manifests advisor derived, by digest
         self.blob_paths: dict[str, str] = {}  # digest -> file name, when not blobs/ALG/HEX
+
+    def blob_identity(self, descriptor: Descriptor) -> tuple[int | str, ...] | None:
+        """The blob file's (device, inode, size, mtime_ns, ctime_ns, place in an archive),
+        or None. Unchanged since a hash of it matched, it says the bytes are unchanged: any
+        write to a file moves its ctime to the present, and no call sets ctime back (the
+        layer cache records one only when its ctime was already old when the hash began)."""
+        if descriptor.digest in self.synthetic:
+            return None
+        identity = getattr(self.files, "identity", None)
+        return identity(self.blob_name(descriptor.digest)) if identity is not None else None
 
     def blob_name(self, digest: str) -> str:
         if digest in self.blob_paths:
