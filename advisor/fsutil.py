@@ -68,8 +68,10 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` as :func:`open_output` does."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """Write ``text`` (UTF-8) to ``path`` as :func:`open_output` does. A file name that is not
+    UTF-8 reaches reports as surrogate escapes (tar.py decodes with ``surrogateescape``); it is
+    written as a visible ``\\udcXX`` escape, so the file stays valid UTF-8 (and valid JSON)."""
+    write_bytes_atomic(path, text.encode("utf-8", "backslashreplace"))
 
 
 def staging_dir_for(path: Path) -> Path:

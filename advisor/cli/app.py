@@ -115,7 +115,15 @@ InsecureOpt = Annotated[
 def write_output(text: str, output: Path | None) -> None:
     """Write a report to a file atomically (a device or pipe in place), or to stdout (``-``)."""
     if output is None or str(output) == "-":
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        text = text if text.endswith("\n") else text + "\n"
+        # non-UTF-8 file names arrive as surrogate escapes: shown escaped, never a crash
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:  # a text-only stream (a test's StringIO)
+            sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+            return
+        sys.stdout.flush()
+        buffer.write(text.encode(sys.stdout.encoding or "utf-8", "backslashreplace"))
+        buffer.flush()
         return
     write_text_atomic(output, text)
 
