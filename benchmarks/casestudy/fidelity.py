@@ -98,14 +98,15 @@ def measure(model_dir: Path | None, keep: bool, serve: bool = True,
     for rec_id, files in ALONE.items():
         if rec_id not in recs:
             continue
+        before = buildah.image_ids(store)
         variant = build.build(rec_id, model_dir, quiet=True,
                               files={k: HERE / v for k, v in files.items()}, push=False)  # fmt: skip
         freed = fat_bytes - variant.built.size_bytes
         data["rows"].insert(-1, _row(rec_id, recs[rec_id]["title"],
                                      int(recs[rec_id]["standalone_savings_bytes"]), freed))  # fmt: skip
         save()
-        if not keep:
-            buildah.remove_image(store, variant.built.tag)
+        if not keep:  # disk: the variant and its cache entries go, the fat image's layers stay
+            buildah.remove_images(store, buildah.image_ids(store) - before)
     return data
 
 
