@@ -223,3 +223,15 @@ def read_manifest(layout: Path) -> dict[str, Any] | None:
 def remove_image(store: Store, tag: str) -> None:
     """Untag and delete an image (its layers go when no other image uses them)."""
     subprocess.run([*store.argv(), "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def image_ids(store: Store) -> set[str]:
+    """Every image in the store, intermediate ones (``--layers`` cache entries) included."""
+    return set(_run(store, ["images", "-a", "-q", "--no-trunc"], "listing images").split())
+
+
+def remove_images(store: Store, ids: set[str]) -> None:
+    """Delete these images (e.g. a variant's, with its cache entries); shared layers stay."""
+    if ids:
+        bare = sorted(i.removeprefix("sha256:") for i in ids)
+        subprocess.run([*store.argv(), "rmi", "-f", *bare], capture_output=True, check=False)

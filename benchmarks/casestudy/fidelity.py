@@ -35,8 +35,8 @@ import buildah  # noqa: E402
 
 # recommendation id -> files laid over the staged context (relative to this folder)
 ALONE = {
-    "clean-caches": {"Dockerfile": "variants/Dockerfile.caches"},
     "dockerignore": {".dockerignore": "variants/dockerignore"},
+    "clean-caches": {"Dockerfile": "variants/Dockerfile.caches"},
     "remove-dev-tools": {"requirements.txt": "variants/requirements-nodev.txt"},
 }
 NOT_ALONE = {  # and why no variant applies it alone
@@ -59,7 +59,10 @@ def advise(ref: str, fixes: Path) -> dict[str, Any]:
     return report
 
 
-def measure(model_dir: Path | None, keep: bool, serve: bool = True) -> dict[str, Any]:
+def measure(model_dir: Path | None, keep: bool, serve: bool = True,
+            out: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Everything above; with ``out``, the JSON is rewritten after each step (a long run
+    that is stopped keeps what it measured)."""
     store = buildah.Store()
     started = time.monotonic()
     fat = build.build("fat", model_dir, quiet=True)
@@ -67,16 +70,14 @@ def measure(model_dir: Path | None, keep: bool, serve: bool = True) -> dict[str,
     fixes = buildah.cache_root() / "fixes-written"
     report = advise(fat.reference, fixes)
     recs = {r["id"]: r for r in report["recommendations"]}
-    rows = []
-    for rec_id, files in ALONE.items():
-        if rec_id not in recs:
-            continue
-        variant = build.build(rec_id, model_dir, quiet=True,
-                              files={k: HERE / v for k, v in files.items()}, push=False)  # fmt: skip
-        freed = fat_bytes - variant.built.size_bytes
-        rows.append(_row(rec_id, recs[rec_id]["title"], int(recs[rec_id]["standalone_savings_bytes"]), freed))
-        if not keep:
-            buildah.remove_image(store, variant.built.tag)
+    data: dict[str, Any] = {"fat": build.summary(fat), "rows": [], "serving": {},
+                            "not_alone": {k: v for k, v in NOT_ALONE.items() if k in recs}}  # fmt: skip
+
+    def save() -> None:
+        data["seconds"] = round(time.monotonic() - started, 1)
+        if out:
+            out.write_text(json.dumps(data, indent=1) + "\n")
+
     args = {"TORCH_VERSION": build.CPU_TORCH[-1].name.split("-")[1].split("+")[0],
             "TORCH_INDEX": build.TORCH_INDEX}  # fmt: skip
     args |= {"BUILD_BASE": "localhost/casestudy-base-full", "BASE": "localhost/casestudy-base-slim"}
@@ -87,17 +88,26 @@ def measure(model_dir: Path | None, keep: bool, serve: bool = True) -> dict[str,
     estimate = sum(int(r["estimated_savings_bytes"]) for r in applied)
     if "onnx-runtime" in recs and "cpu-torch" in recs:  # cpu-torch counted 0 behind onnx-runtime
         estimate += int(recs["cpu-torch"]["standalone_savings_bytes"])
-    rows.append(_row("all (advise --write-fixes)", ", ".join(r["id"] for r in applied), estimate,
-                     fat_bytes - together.built.size_bytes))  # fmt: skip
-    serving = serve_check(fat.reference, together.reference) if serve else {}
-    return {
-        "serving": serving,
-        "fat": build.summary(fat),
-        "all_fixes": build.summary(together),
-        "rows": rows,
-        "not_alone": {k: v for k, v in NOT_ALONE.items() if k in recs},
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    data["all_fixes"] = build.summary(together)
+    data["rows"].append(_row("all (advise --write-fixes)", ", ".join(r["id"] for r in applied), estimate,
+                             fat_bytes - together.built.size_bytes))  # fmt: skip
+    save()
+    if serve:
+        data["serving"] = serve_check(fat.reference, together.reference)
+        save()
+    for rec_id, files in ALONE.items():
+        if rec_id not in recs:
+            continue
+        before = buildah.image_ids(store)
+        variant = build.build(rec_id, model_dir, quiet=True,
+                              files={k: HERE / v for k, v in files.items()}, push=False)  # fmt: skip
+        freed = fat_bytes - variant.built.size_bytes
+        data["rows"].insert(-1, _row(rec_id, recs[rec_id]["title"],
+                                     int(recs[rec_id]["standalone_savings_bytes"]), freed))  # fmt: skip
+        save()
+        if not keep:  # disk: the variant and its cache entries go, the fat image's layers stay
+            buildah.remove_images(store, buildah.image_ids(store) - before)
+    return data
 
 
 def predict_labels(ref: str, texts: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -172,7 +182,7 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the one-fix variants in buildah's store")
     p.add_argument("--no-serve", action="store_true", help="skip starting the images")
     a = p.parse_args()
-    data = measure(a.model_dir, a.keep, not a.no_serve)
+    data = measure(a.model_dir, a.keep, not a.no_serve, a.json)
     print(markdown(data))
     if data["serving"]:
         s = data["serving"]
