@@ -11,6 +11,7 @@ from typing import Any
 
 from advisor.errors import BenchError
 from advisor.sandbox.environment import Sandbox
+from advisor.serve.contract import read_serving
 
 DEFAULT_MODEL_DIR = "/app/model"
 
@@ -42,17 +43,17 @@ def read_slim_artifacts(sandbox: Sandbox) -> dict[str, Any]:
     """``model_dir``, ``onnx_path``, ``tokenizer_path``, ``labels``, ``max_length`` of the slim image."""
     model_dir = sandbox.env.get("MODEL_DIR", DEFAULT_MODEL_DIR)
     try:
-        serving = json.loads(sandbox.host_path(f"{model_dir}/serving.json").read_text("utf-8"))
+        serving = read_serving(sandbox.host_path(model_dir))
         labels = json.loads(sandbox.host_path(f"{model_dir}/labels.json").read_text("utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # ServingFileError is a ValueError
         raise BenchError(
             f"the slim image has no readable serving.json/labels.json in {model_dir}",
             hint="bench expects an image built by `advisor export` (MODEL_DIR holds the artifacts)",
         ) from e
     return {
         "model_dir": model_dir,
-        "onnx_path": f"{model_dir}/{serving.get('onnx_file', 'model.onnx')}",
+        "onnx_path": f"{model_dir}/{serving.onnx_file}",
         "tokenizer_path": f"{model_dir}/tokenizer.json",
         "labels": tuple(str(x) for x in labels),
-        "max_length": int(serving.get("max_length", 128)),
+        "max_length": serving.max_length,
     }

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .contract import ServingFileError, read_serving
+
 SUPPORTED_TASKS = ("text-classification", "token-classification", "feature-extraction")
 LABELLED_TASKS = ("text-classification", "token-classification")
 
@@ -126,13 +128,14 @@ class Embedding:
 
 def read_info(model_dir: str) -> ModelInfo:
     """Parse ``serving.json`` and ``labels.json``; refuse what the server cannot serve."""
-    serving = _read_json(os.path.join(model_dir, "serving.json"))
+    try:
+        serving = read_serving(model_dir)
+    except ServingFileError as e:
+        raise ModelError(str(e)) from e
     labels = _read_json(os.path.join(model_dir, "labels.json"))
-    if not isinstance(serving, dict) or serving.get("schema_version") != 1:
-        raise ModelError("serving.json: expected an object with schema_version 1")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise ModelError("labels.json: expected a JSON list of label names")
-    task = str(serving.get("task", ""))
+    task = serving.task
     if task not in SUPPORTED_TASKS:
         raise ModelError(
             f"serving.json: task {task!r} is not served (supported: {SUPPORTED_TASKS})"
@@ -140,18 +143,18 @@ def read_info(model_dir: str) -> ModelInfo:
     if not labels and task in LABELLED_TASKS:
         raise ModelError(f"labels.json: a {task} model needs at least one label")
     return ModelInfo(
-        model_name=str(serving.get("model_name", "")),
+        model_name=serving.model_name,
         task=task,
-        architecture=str(serving.get("architecture", "")),
+        architecture=serving.architecture,
         labels=tuple(labels),
-        inputs=tuple(str(x) for x in serving.get("inputs", ["input_ids", "attention_mask"])),
-        outputs=tuple(str(x) for x in serving.get("outputs", ["logits"])),
-        max_length=int(serving.get("max_length", 512)),
-        onnx_file=str(serving.get("onnx_file", "model.onnx")),
-        onnx_sha256=str(serving.get("onnx_sha256", "")),
-        quantization=str(serving.get("quantization", "none")),
-        advisor_version=str(serving.get("advisor_version", "")),
-        pooling=serving["pooling"] if isinstance(serving.get("pooling"), dict) else None,
+        inputs=serving.inputs,
+        outputs=serving.outputs,
+        max_length=serving.max_length,
+        onnx_file=serving.onnx_file,
+        onnx_sha256=serving.onnx_sha256,
+        quantization=serving.quantization,
+        advisor_version=serving.advisor_version,
+        pooling=serving.pooling,
     )
 
 

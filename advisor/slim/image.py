@@ -8,7 +8,6 @@ same inputs give the same bytes, hence the same manifest digest.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, Entry, Image
 from advisor.oci.walk import read_layers
 from advisor.oci.writer import write_image
+from advisor.serve.contract import ServingFile, ServingFileError, read_serving
 from advisor.slim import layers as L
 from advisor.slim.debian_base import cache_root
 from advisor.slim.probe import PythonTarget, probe_capture, probe_python
@@ -218,7 +218,7 @@ SERVED_TASKS = ("text-classification", "token-classification", "feature-extracti
 def check_artifacts(artifacts: Path) -> None:
     """Fail before any download: the files of the contract, and a task the server serves."""
     L.model_files(artifacts)
-    task = serving_info(artifacts).get("task")
+    task = serving_info(artifacts).task
     if task not in SERVED_TASKS:
         raise BuildError(
             f"the serving image serves {', '.join(SERVED_TASKS)}; {artifacts} is {task!r}",
@@ -226,32 +226,25 @@ def check_artifacts(artifacts: Path) -> None:
         )
 
 
-def serving_info(artifacts: Path) -> dict[str, Any]:
+def serving_info(artifacts: Path) -> ServingFile:
     try:
-        info = json.loads((artifacts / "serving.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BuildError(
-            f"cannot read {artifacts / 'serving.json'}: {e}", hint="re-run advisor export"
-        ) from e
-    if not isinstance(info, dict):
-        raise BuildError(
-            f"{artifacts / 'serving.json'} is not a JSON object", hint="re-run advisor export"
-        )
-    return info
+        return read_serving(artifacts)
+    except ServingFileError as e:
+        raise BuildError(f"{artifacts}: {e}", hint="re-run advisor export") from e
 
 
 def labels(config: BuildConfig, base: Image) -> dict[str, str]:
     info = serving_info(config.artifacts)
     out = {
-        "org.opencontainers.image.title": f"{info.get('model_name', 'model')} (advisor slim serving image)",
-        "org.opencontainers.image.description": f"{info.get('task', '')} served by onnxruntime",
+        "org.opencontainers.image.title": f"{info.model_name or 'model'} (advisor slim serving image)",
+        "org.opencontainers.image.description": f"{info.task} served by onnxruntime",
         "org.opencontainers.image.version": __version__,
         "org.opencontainers.image.base.name": config.base,
         "org.opencontainers.image.base.digest": base.digest,
         "org.opencontainers.image.vendor": "advisor",
-        "io.advisor.model.name": str(info.get("model_name", "")),
-        "io.advisor.model.onnx-sha256": str(info.get("onnx_sha256", "")),
-        "io.advisor.model.quantization": str(info.get("quantization", "")),
+        "io.advisor.model.name": info.model_name,
+        "io.advisor.model.onnx-sha256": info.onnx_sha256,
+        "io.advisor.model.quantization": info.quantization,
     }
     return dict(sorted({**out, **config.labels}.items()))
 
