@@ -19,8 +19,8 @@ from tests.bench.conftest import TinyModel
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("umoci", "skopeo", "unshare", "mmdebstrap")),
-        reason="needs umoci, skopeo, unshare and mmdebstrap (apt-get install -y ...)",
+        not all(shutil.which(t) for t in ("umoci", "skopeo", "runc", "mmdebstrap")),
+        reason="needs umoci, skopeo, runc and mmdebstrap (apt-get install -y ...)",
     ),
 ]
 
