@@ -266,7 +266,6 @@ def run_bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchR
         image_side = slim.sandbox if slim_sizes is not None else None
         if image_side is None and inspected is not None:
             image_side = original.sandbox
-        progress(0, 0, "measuring the sandbox's own start")
         how = _sandbox_info(config, image_side)
     sizes = (inspected.sizes if inspected else None, slim_sizes)
     return assemble(measured, sizes, config, data.path, len(data), how)

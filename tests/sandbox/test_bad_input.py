@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 from pathlib import Path
 
 import pytest
@@ -10,11 +10,10 @@ import pytest
 from advisor.errors import BadInputError
 from advisor.oci.tarball import FileSpec
 from advisor.sandbox.runner import run_image
+from advisor.slim.image import BuildResult
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
 
-NEEDS_RUNC = pytest.mark.skipif(shutil.which("runc") is None and not Path("/usr/sbin/runc").exists(),
-                                reason="needs runc (apt-get install runc)")  # fmt: skip
-pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS, NEEDS_RUNC]
+pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS]  # root, runc, skopeo, umoci
 
 
 def _image(tmp: Path, base_ref: str, layer: dict[str, bytes | FileSpec], config: dict) -> str:
@@ -50,3 +49,22 @@ def test_one_line_error_and_nothing_left(
     assert expected in info.value.message and "\n" not in info.value.message
     assert info.value.exit_code == 3 and info.value.hint
     assert list(runs.iterdir()) == []  # the bundle was removed
+
+
+def test_bench_without_runc_exits_7_naming_the_package(built: BuildResult, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\nfine,1\n")
+    venv_bin = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": venv_bin}  # no runc (it refuses before skopeo or umoci run)
+    argv = [sys.executable, "-m", "advisor.cli", "bench", "--original", built.destination,
+            "--slim", built.destination, "--original-model-path", "/app/model", "--data", str(data),
+            "--report", str(tmp_path / "out")]  # fmt: skip
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert out.returncode == 7, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines[-2].startswith("error: this command needs runc")
+    assert "apt-get install runc" in lines[-1] and "--unsandboxed-host-run" in lines[-1]
+    assert not (tmp_path / "out").exists()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -24,9 +23,7 @@ from advisor.slim.image import BuildResult
 from tests.sandbox.hostile import build_hostile
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
 
-NEEDS_RUNC = pytest.mark.skipif(shutil.which("runc") is None and not Path("/usr/sbin/runc").exists(),
-                                reason="needs runc (apt-get install runc)")  # fmt: skip
-pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS, NEEDS_RUNC]
+pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS]  # root, runc, skopeo, umoci
 
 SMALL = Policy(pids=64, tmp_bytes=8 << 20, memory_bytes=512 << 20)
 AS_ROOT = ("loopback", "host_file", "mknod_block", "mount", "fork_bomb", "fill_tmp", "kill_host",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import pytest
 from advisor.sandbox import Bind, Bundle, Policy, run, unpack
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
 
-NEEDS_RUNC = pytest.mark.skipif(shutil.which("runc") is None and not Path("/usr/sbin/runc").exists(),
-                                reason="needs runc (apt-get install runc)")  # fmt: skip
-pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS, NEEDS_RUNC]
+pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS]  # root, runc, skopeo, umoci
 
 STATUS = "grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"
 
