@@ -135,7 +135,7 @@ def main() -> int:
         finally:
             boxed.remove()
             bare.remove()
-    results = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runc": runc_version(),
+    results = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runc_version": runc_version(),
                "kernel": platform.release(), "loadavg": [round(x, 2) for x in os.getloadavg()],
                "reps": a.reps, "requests": a.requests,
                **{side: _summary(*v) for side, v in sides.items()}}
@@ -144,7 +144,7 @@ def main() -> int:
     (a.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (a.out / "report.md").write_text(
         "# runc's own overhead on the slim serving image\n\n"
-        f"{results['date']}, runc {results['runc']}, kernel {results['kernel']}, "
+        f"{results['date']}, runc {results['runc_version']}, kernel {results['kernel']}, "
         f"load average {results['loadavg']} (2 cores shared), {a.reps} interleaved reps, "
         f"{a.requests} sequential single-text requests per rep.\n\n"
         "| | runc (sandbox) | unshare (host run) | runc - unshare |\n|---|---|---|---|\n"
