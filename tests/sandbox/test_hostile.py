@@ -128,14 +128,14 @@ def test_bench_of_a_hostile_image_ends_with_exit_6(
 ) -> None:
     from advisor.bench.model import BenchConfig
     from advisor.bench.run import run_bench
-    from advisor.errors import BuildError
+    from advisor.errors import BenchError
 
     data = tmp_path / "data.csv"
     data.write_text("text,label\na fine film,1\na dull film,0\n")
     config = BenchConfig(original=images["root"], slim=built.destination, data=data,
                          original_model_path="/hostile", startup_timeout_s=120.0, rounds=1,
                          iterations=1, workdir=tmp_path)  # fmt: skip
-    with pytest.raises(BuildError) as info:
+    with pytest.raises(BenchError) as info:
         run_bench(config)
     assert info.value.exit_code == 6 and "cannot run its model /hostile" in info.value.message
     hint = info.value.hint
