@@ -100,3 +100,17 @@ class MissingDependencyError(AdvisorError):
         )
         self.module = module
         self.extra = extra
+
+
+class MissingToolError(MissingDependencyError):
+    """A system tool (runc, skopeo, umoci, ...) is not installed (exit 7); the hint names its
+    Debian package."""
+
+    def __init__(self, tool: str, package: str, why: str = "") -> None:
+        AdvisorError.__init__(
+            self,
+            f"this command needs {tool}{' ' + why if why else ''}, which is not installed",
+            hint=f"apt-get install {package}",
+        )
+        self.module = tool
+        self.extra = package

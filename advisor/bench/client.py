@@ -15,6 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from advisor.errors import BenchError
+from advisor.sandbox.netns import Address
+
+# Where the server listens: a URL on the host, or a port inside a sandbox's network namespace.
+Endpoint = str | Address
 
 
 class ServerError(Exception):
@@ -24,8 +28,9 @@ class ServerError(Exception):
 class Client:
     """One keep-alive connection to ``url``; not shared between threads."""
 
-    def __init__(self, url: str, timeout_s: float = 120.0) -> None:
-        parts = urlsplit(url)
+    def __init__(self, url: Endpoint, timeout_s: float = 120.0) -> None:
+        self._address = url if isinstance(url, Address) else None
+        parts = urlsplit(url.url if isinstance(url, Address) else url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self._timeout = timeout_s
@@ -34,8 +39,10 @@ class Client:
     def _request(self, method: str, path: str, body: bytes | None = None) -> Any:
         for attempt in (0, 1):
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self._timeout
+                self._conn = (
+                    self._address.http(self._timeout)
+                    if self._address is not None
+                    else http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
                 )
             try:
                 headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -79,7 +86,7 @@ class Client:
 
 
 def wait_first_prediction(
-    url: str, alive: Callable[[], bool], timeout_s: float, text: str = "hello world"
+    url: Endpoint, alive: Callable[[], bool], timeout_s: float, text: str = "hello world"
 ) -> float:
     """Poll until ``/predict`` answers; return the wall-clock time it first did."""
     client = Client(url, timeout_s=10.0)
@@ -98,7 +105,7 @@ def wait_first_prediction(
     raise BenchError(f"the server did not answer /predict within {timeout_s:.0f} s")
 
 
-def predict_all(url: str, texts: Sequence[str], batch_size: int) -> list[str]:
+def predict_all(url: Endpoint, texts: Sequence[str], batch_size: int) -> list[str]:
     client = Client(url)
     try:
         labels: list[str] = []
@@ -110,7 +117,7 @@ def predict_all(url: str, texts: Sequence[str], batch_size: int) -> list[str]:
 
 
 def time_requests(
-    url: str, texts: Sequence[str], iterations: int, max_seconds: float
+    url: Endpoint, texts: Sequence[str], iterations: int, max_seconds: float
 ) -> list[float]:
     """Latency in ms of ``iterations`` sequential /predict calls carrying ``texts``."""
     client = Client(url)
@@ -141,7 +148,7 @@ class LoadResult:
 
 
 def load_test(
-    url: str, texts: Sequence[str], concurrency: int, max_requests: int, max_seconds: float
+    url: Endpoint, texts: Sequence[str], concurrency: int, max_requests: int, max_seconds: float
 ) -> LoadResult:
     """``concurrency`` clients send /predict until ``max_requests`` or ``max_seconds``, whichever first."""
     lock = threading.Lock()

@@ -139,7 +139,7 @@ def _case_texts(
 def _alternating_latency(
     torch_probe: ProbeProcess,
     ort_probe: ProbeProcess,
-    url: str,
+    url: client.Endpoint,
     texts: dict[str, list[str]],
     config: BenchConfig,
     steps: _Steps,
@@ -175,7 +175,7 @@ def _throughput(probe: ProbeProcess, texts: list[str], seq: int, seconds: float)
     return float(reply["items"]) / float(reply["seconds"])
 
 
-def _load_runs(url: str, texts: list[str], config: BenchConfig) -> tuple[LoadRun, ...]:
+def _load_runs(url: client.Endpoint, texts: list[str], config: BenchConfig) -> tuple[LoadRun, ...]:
     runs = []
     for concurrency in config.concurrency:
         r = client.load_test(url, texts, concurrency, config.load_requests, config.load_seconds)

@@ -50,6 +50,9 @@ class BenchConfig:
         None  # probe scratch files; images unpack where the build runner puts them
     )
     insecure: bool = False  # plain-HTTP registries beyond loopback
+    # Run the images' code on this host as root (unshare, host network) instead of under
+    # runc: only when the user asks by name (--unsandboxed-host-run).
+    unsandboxed_host_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)

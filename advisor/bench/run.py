@@ -31,7 +31,7 @@ from advisor.errors import BadInputError, BenchError
 from advisor.sandbox.environment import Sandbox
 
 if TYPE_CHECKING:
-    from advisor.sandbox.runner import Bundle
+    from advisor.sandbox.bundle import Bundle
 
 
 def _model_dir(config: BenchConfig, found: tuple[str, ...]) -> str:
@@ -45,7 +45,7 @@ def _model_dir(config: BenchConfig, found: tuple[str, ...]) -> str:
     return found[0]
 
 
-def _sandbox(name: str, bundle: Bundle) -> Sandbox:
+def _sandbox(name: str, bundle: Bundle, config: BenchConfig) -> Sandbox:
     env = split_env(bundle.env)
     return Sandbox(
         name=name,
@@ -55,17 +55,59 @@ def _sandbox(name: str, bundle: Bundle) -> Sandbox:
         workdir=bundle.working_dir or "/",
         python=find_python(bundle.rootfs, env),
         user=bundle.user,
+        bundle=None if config.unsandboxed_host_run else bundle,
     )
 
 
+def _require_sandbox(config: BenchConfig) -> None:
+    """Refuse (exit 7) before any work when runc is missing, unless the user chose a host run."""
+    from advisor.errors import MissingToolError
+    from advisor.sandbox import runc
+
+    if config.unsandboxed_host_run:
+        return
+    try:
+        runc()
+    except MissingToolError as e:
+        e.hint = (
+            f"{e.hint}; or, to run the images' code on this host as root with no sandbox, "
+            "pass --unsandboxed-host-run"
+        )
+        raise
+
+
+def _sandbox_info(config: BenchConfig, side: Sandbox | None) -> dict[str, Any]:
+    """How the images' code ran, for the report: runc (its version, user namespace, which
+    limits applied, its own start cost measured here) or the unsandboxed host run."""
+    if side is None:
+        return {"runtime": "host (model folders, this machine's Python)"}
+    if side.bundle is None:
+        return {"runtime": "unsandboxed host run (unshare as root, the host's network)"}
+    from advisor.sandbox.limits import Limits
+    from advisor.sandbox.overhead import runc_version, start_overhead
+
+    policy = side.policy
+    return {
+        "runtime": "runc",
+        "runc_version": runc_version(),
+        "user_namespace": side.bundle.id_map is not None,
+        "limits": Limits.choose(policy.memory_bytes, policy.pids).applied,
+        "tmp_bytes": policy.tmp_bytes,
+        **start_overhead(side.bundle, side.python),
+    }
+
+
 @contextmanager
-def _unpacked(reference: str, progress: ProgressFn) -> Iterator[Bundle]:
-    """The image unpacked by the build runner (skopeo + umoci, device nodes), removed after."""
-    from advisor.sandbox.runner import unpack_image
+def _unpacked(reference: str, config: BenchConfig, progress: ProgressFn) -> Iterator[Bundle]:
+    """The image unpacked (skopeo + umoci) for the sandbox, or for a host run; removed after."""
+    from advisor.sandbox.bundle import make_host_run_devices, unpack
 
     progress(0, 0, f"unpacking {reference}")
-    bundle = unpack_image(reference)
+    host_run = config.unsandboxed_host_run
+    bundle = unpack(reference, userns=False if host_run else None)
     try:
+        if host_run:
+            make_host_run_devices(bundle)
         yield bundle
     finally:
         shutil.rmtree(bundle.root, ignore_errors=True)
@@ -128,13 +170,15 @@ def assemble(
     config: BenchConfig,
     data_path: str,
     samples: int,
+    sandbox: dict[str, Any] | None = None,
 ) -> BenchReport:
     """Attach sizes and context to the measurements."""
     from dataclasses import replace
 
     original: SideResult = replace(measured.original, sizes=sizes[0])
     slim: SideResult = replace(measured.slim, sizes=sizes[1])
-    env = {**machine(), "threads": config.threads, "rounds": config.rounds}
+    env = {**machine(), "threads": config.threads, "rounds": config.rounds,
+           **({"sandbox": sandbox} if sandbox else {})}  # fmt: skip
     return BenchReport(
         original=original,
         slim=slim,
@@ -198,6 +242,8 @@ def run_bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchR
     data = _data(config)
     _load_advice(config.advice)  # fail on a bad --advice before minutes of measuring
     inspected, slim_sizes = _read_images(config, progress)
+    if inspected is not None or slim_sizes is not None:
+        _require_sandbox(config)
     with ExitStack() as stack:
         work = Path(
             stack.enter_context(
@@ -207,14 +253,19 @@ def run_bench(config: BenchConfig, progress: ProgressFn = no_progress) -> BenchR
         if inspected is None:
             original = _local_original(config)
         else:
-            bundle = stack.enter_context(_unpacked(config.original, progress))
+            bundle = stack.enter_context(_unpacked(config.original, config, progress))
             model_dir = _model_dir(config, inspected.model_dirs)
-            original = OriginalSpec(config.original, _sandbox("original", bundle), model_dir)
+            sandbox = _sandbox("original", bundle, config)
+            original = OriginalSpec(config.original, sandbox, model_dir)
         if slim_sizes is None:
             slim = _local_slim(config)
         else:
-            bundle = stack.enter_context(_unpacked(config.slim, progress))
-            slim = _slim_spec(config.slim, _sandbox("slim", bundle))
+            bundle = stack.enter_context(_unpacked(config.slim, config, progress))
+            slim = _slim_spec(config.slim, _sandbox("slim", bundle, config))
         measured = measure(original, slim, data, config, work, progress)
+        image_side = slim.sandbox if slim_sizes is not None else None
+        if image_side is None and inspected is not None:
+            image_side = original.sandbox
+        how = _sandbox_info(config, image_side)
     sizes = (inspected.sizes if inspected else None, slim_sizes)
-    return assemble(measured, sizes, config, data.path, len(data))
+    return assemble(measured, sizes, config, data.path, len(data), how)

@@ -41,6 +41,9 @@ def bench(
     concurrency: Annotated[str, typer.Option("--concurrency", help="Concurrent clients for the slim "
                                              "server's load test, comma-separated.")] = "1,4",
     insecure: InsecureOpt = False,
+    unsandboxed_host_run: Annotated[bool, typer.Option(
+        "--unsandboxed-host-run", help="Run the images' code on this host as root, in its network, "
+        "with no sandbox (only for images you trust; the default runs them under runc).")] = False,
 ) -> None:
     """Measure original vs slim: accuracy, latency, throughput, cold start, memory, size."""
 
@@ -54,7 +57,8 @@ def bench(
                              original_model_path=original_model_path, max_samples=samples,
                              cases=tuple(BenchCase.parse(c) for c in cases.split(",") if c.strip()),
                              threads=threads, rounds=rounds, iterations=iterations,
-                             concurrency=_ints(concurrency, "--concurrency"), insecure=insecure)
+                             concurrency=_ints(concurrency, "--concurrency"), insecure=insecure,
+                             unsandboxed_host_run=unsandboxed_host_run)
         with progress_bar(True, unit="steps") as progress:
             result = run_bench(config, progress=progress)
         paths = write_reports(result, report)

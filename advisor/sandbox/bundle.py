@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from advisor.errors import AdvisorError, BadInputError, MissingDependencyError
+from advisor.errors import AdvisorError, BadInputError, MissingToolError
 from advisor.oci.refs import Transport, as_ref
 
 _TAG = "run"
@@ -55,12 +55,10 @@ class Bundle:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def tool(name: str, package: str | None = None) -> str:
-    path = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)), None
-    )
+def tool(name: str, package: str | None = None, why: str = "") -> str:
+    path = shutil.which(name)  # runc is in /usr/sbin: on root's PATH, as on Debian's
     if path is None:
-        raise MissingDependencyError(f"{name} (apt-get install {package or name})", "dev")
+        raise MissingToolError(name, package or name, why)
     return path
 
 
@@ -249,3 +247,26 @@ def find_program(bundle: Bundle, program: str, env: Mapping[str, str]) -> Path |
         if found is not None and found.is_file():
             return found
     return None
+
+
+HOST_RUN_DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+                    "urandom": (1, 9)}  # fmt: skip
+
+
+def make_host_run_devices(bundle: Bundle) -> None:
+    """The device nodes an unsandboxed host run (``unshare --root``) needs in the rootfs;
+    runc makes its own and never needs these."""
+    dev = bundle.rootfs / "dev"
+    if dev.is_symlink() or (dev.exists() and not dev.is_dir()):
+        dev.unlink()  # our private copy: the image's /dev link (maybe to host dirs) goes
+    dev.mkdir(exist_ok=True)
+    for name, (major, minor) in HOST_RUN_DEVICES.items():
+        node = dev / name
+        if not node.exists() and not node.is_symlink():
+            try:
+                os.mknod(node, 0o20666, os.makedev(major, minor))
+                os.chmod(node, 0o666)
+            except PermissionError as e:
+                raise BadInputError(
+                    "cannot create device nodes in the unpacked image", hint="run as root"
+                ) from e

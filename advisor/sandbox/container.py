@@ -33,7 +33,7 @@ Stdio = int | IO[Any] | None
 
 def runc() -> str:
     """runc's path; ``MissingDependencyError`` (exit 7) naming the package without it."""
-    return tool("runc")
+    return tool("runc", why="to run the image's code in a sandbox")
 
 
 def image_env(bundle: Bundle, policy: Policy, extra: Mapping[str, str]) -> dict[str, str]:

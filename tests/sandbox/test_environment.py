@@ -10,7 +10,7 @@ import pytest
 
 from advisor.bench import client
 from advisor.bench.measure import _server
-from advisor.errors import BuildError
+from advisor.errors import BenchError, SandboxError
 from advisor.sandbox.environment import ProbeProcess, Sandbox, ServerProcess
 from advisor.sandbox.runner import free_port
 
@@ -20,7 +20,7 @@ PY = sys.executable
 def test_a_server_that_dies_is_a_build_error_with_its_output() -> None:
     code = "import sys; print('model.onnx is missing', file=sys.stderr); sys.exit(3)"
     box = Sandbox("slim", python=PY, command=(PY, "-c", code))
-    with pytest.raises(BuildError) as info, _server(box, timeout_s=30):
+    with pytest.raises(SandboxError) as info, _server(box, timeout_s=30):
         pass
     assert info.value.exit_code == 6
     assert "did not start" in info.value.message
@@ -28,7 +28,7 @@ def test_a_server_that_dies_is_a_build_error_with_its_output() -> None:
 
 
 def test_an_image_without_a_command_cannot_serve() -> None:
-    with pytest.raises(BuildError, match="no entrypoint"):
+    with pytest.raises(SandboxError, match="no entrypoint"):
         ServerProcess(Sandbox("slim", python=PY), free_port())
 
 
@@ -52,7 +52,7 @@ def test_a_silent_probe_times_out(tmp_path: Path) -> None:
     script.write_text("import time; time.sleep(60)")
     probe = ProbeProcess(Sandbox("original", python=PY), str(script), "unused", {})
     try:
-        with pytest.raises(BuildError, match="did not answer model loading within 1 s"):
+        with pytest.raises(SandboxError, match="did not answer model loading within 1 s"):
             probe.wait_ready(1.0)
     finally:
         probe.close()
@@ -69,5 +69,5 @@ def test_rootfs_commands_enter_the_image_as_its_user(tmp_path: Path) -> None:
 
 
 def test_wait_first_prediction_gives_up_when_the_process_dies() -> None:
-    with pytest.raises(BuildError, match="exited"):
+    with pytest.raises(BenchError, match="exited"):
         client.wait_first_prediction(f"http://127.0.0.1:{free_port()}", lambda: False, 5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import pytest
 from advisor.sandbox import Bind, Bundle, Policy, run, unpack
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
 
-NEEDS_RUNC = pytest.mark.skipif(shutil.which("runc") is None and not Path("/usr/sbin/runc").exists(),
-                                reason="needs runc (apt-get install runc)")  # fmt: skip
-pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS, NEEDS_RUNC]
+pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS]  # root, runc, skopeo, umoci
 
 STATUS = "grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"
 
@@ -71,3 +68,17 @@ def test_stdin_stdout_exit_status_and_timeout(bundle: Bundle) -> None:
     assert (done.returncode, done.stdout) == (3, "cba\n")
     slow = run(bundle, ["sleep", "30"], timeout_s=1)
     assert slow.timed_out and slow.seconds < 20
+
+
+def test_without_a_user_namespace_the_confinement_holds(debian_base: str) -> None:
+    """Where the kernel has no user namespaces: the image's ids are the host's, the rest holds."""
+    b = unpack(debian_base, userns=False)
+    try:
+        assert b.id_map is None and (b.rootfs / "etc").stat().st_uid == 0
+        done = run(b, ["sh", "-c", f"{STATUS}; touch /etc/x 2>&1; cat /proc/self/uid_map"])
+        f = _fields(done.stdout)
+        assert int(f["CapEff"], 16) == 0xA00405FB and f["NoNewPrivs"] == "1" and f["Seccomp"] == "2"
+        assert "Read-only file system" in done.stdout
+        assert done.stdout.split()[-3:] == ["0", "0", "4294967295"]  # the host's own ids
+    finally:
+        b.remove()

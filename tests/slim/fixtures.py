@@ -14,8 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 NEEDS_ROOT_TOOLS = pytest.mark.skipif(
     os.geteuid() != 0
-    or not all(shutil.which(t) for t in ("mmdebstrap", "umoci", "skopeo", "unshare")),
-    reason="needs root with mmdebstrap, umoci, skopeo and unshare (apt-get install them)",
+    or not all(shutil.which(t) for t in ("mmdebstrap", "umoci", "skopeo", "unshare", "runc")),
+    reason="needs root with mmdebstrap, umoci, skopeo, unshare and runc (apt-get install them)",
 )
 
 

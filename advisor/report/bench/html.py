@@ -9,12 +9,12 @@ from advisor.bench.model import BenchReport, ImageSizes, SideResult
 from advisor.bench.stats import LatencySummary
 from advisor.report.bench.render import (
     LATENCY_HEADER,
-    METHOD_NOTES,
     advice_summary,
     fmt_bytes,
     fmt_ms,
     fmt_seconds,
     latency_rows,
+    method_notes,
     summary_rows,
 )
 from advisor.report.charts import (
@@ -258,7 +258,7 @@ def report_html(report: BenchReport) -> str:
         _size_section(report),
         _advice_section(report),
         "<h2>How this was measured</h2><ul>"
-        + "".join(f"<li>{_inline_code(n.removeprefix('- '))}</li>" for n in METHOD_NOTES)
+        + "".join(f"<li>{_inline_code(n.removeprefix('- '))}</li>" for n in method_notes(report))
         + "</ul>",
     ]
     return page("advisor bench", "".join(body), _CSS)
