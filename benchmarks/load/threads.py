@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -79,6 +80,7 @@ def main() -> int:
     names[os.getpid()] = "event-loop"
     app.close()
     log.close()
+    shutil.rmtree(work, ignore_errors=True)
     load = result["load"]
     assert isinstance(load, dict)
     n = load["requests"]
