@@ -107,11 +107,14 @@ REFUSED: Mapping[str, str] = {
     "luke": "it reads entity ids and positions beside the words",
     "roc_bert": "it reads shape and pronunciation ids per token",
     "perceiver": "a multimodal latent-array model, not a text encoder advisor exports",
-    "longformer": "its sliding-window attention traces the sequence length into the graph: "
-                  "both exporters' graphs fail or disagree with torch at other lengths "
-                  "(torch 2.13, onnxruntime 1.32)",
-    "nystromformer": "its landmark attention reshapes by num_landmarks: torch itself fails on "
-                     "sequence lengths that are not a multiple of it, so no dynamic graph exists",
+    "longformer": "its sliding-window attention does not export with a dynamic sequence length "
+                  "(torch 2.13): TorchScript traces the chunk count of one length into "
+                  "as_strided and slice assignments (the graph fails or is off by >1 at others), "
+                  "with onnx_export it has no Unfold of dynamic size, and dynamo stops at the "
+                  "data-dependent global-attention branch (.any().item())",
+    "nystromformer": "torch itself runs it only at sequence length segment_means_seq_len (its "
+                     "landmark attention reshapes by it; 512 by default): a fixed-length model, "
+                     "not a graph for the variable lengths advisor serves",
     "reformer": "LSH attention buckets with random rotations per run: its outputs are not "
                 "reproducible, so parity cannot be checked",
     "canine": "a character-level model with no tokenizer.json (no fast tokenizer)",

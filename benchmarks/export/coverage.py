@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/export/coverage.py                 # all types, all three tasks
     .venv/bin/python benchmarks/export/coverage.py --tasks text-classification --types bert,mpnet
+    .venv/bin/python benchmarks/export/coverage.py --shard 1/3 --out /tmp/c1   # one third ...
+    .venv/bin/python benchmarks/export/coverage.py --merge /tmp/c1 /tmp/c2 /tmp/c3  # ... joined
 
 Each row is a tiny random model built from transformers' own config class (tests/export/tiny.py,
 cached under ADVISOR_CACHE): advisor's export (int8, the accuracy gate on a small labelled set,
@@ -176,10 +178,29 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(sorted(TASKS)))
     parser.add_argument("--skip-optimum", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--shard", help="I/N: only every N-th type from the I-th (run N at once)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
+                        help="join the coverage.json of these shard runs into --out; run nothing")
     args = parser.parse_args()
+    if args.merge:
+        write(args.out, merge([json.loads((d / "coverage.json").read_text()) for d in args.merge]))
+        return
     refused = [t for t in ("longformer", "nystromformer", "layoutlm", "luke") if t in REFUSED]
     types = args.types.split(",") if args.types else sorted(ARCHITECTURES) + refused
+    if args.shard:
+        index, count = (int(x) for x in args.shard.split("/"))
+        types = types[index - 1 :: count]
+    args.out.mkdir(parents=True, exist_ok=True)
     write(args.out, run(types, args.tasks.split(","), args.skip_optimum, args.out))
+
+
+def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report of shard runs made at the same time: rows in type, task order, the machine
+    of the last shard to finish (its load average is the one printed)."""
+    rows = sorted((r for rep in reports for r in rep["rows"]), key=lambda r: (r["type"], r["task"]))
+    last = max(reports, key=lambda rep: rep["machine"]["date"])
+    return {**_report(rows, sum(rep["requested_rows"] for rep in reports)),
+            "machine": last["machine"], "shards": [rep["machine"] for rep in reports]}
 
 
 if __name__ == "__main__":

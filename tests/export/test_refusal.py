@@ -100,3 +100,58 @@ def test_a_graph_onnxruntime_cannot_run_is_an_export_error(tmp_path: Path) -> No
         open_session(tmp_path / "model.onnx", 1, "fp32")
     assert "onnxruntime cannot run the fp32 graph" in str(info.value)
     assert info.value.exit_code == 5 and "\n" not in str(info.value)
+
+
+def _load_base(tiny_model: TinyFactory, arch: str) -> object:
+    import transformers
+
+    model_dir = tiny_model(arch, "feature-extraction")
+    return transformers.AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+
+
+def test_nystromformer_refusal_holds_torch_runs_one_length_only(tiny_model: TinyFactory) -> None:
+    """The refusal's reason, checked: torch itself fails off segment_means_seq_len. When a
+    future transformers runs other lengths, this fails and the type can be declared."""
+    import torch
+
+    model = _load_base(tiny_model, "nystromformer")
+    fixed = model.config.segment_means_seq_len  # type: ignore[attr-defined]
+    assert "segment_means_seq_len" in specs.REFUSED["nystromformer"]
+    with torch.inference_mode():
+        model(input_ids=torch.full((1, fixed), 7))  # type: ignore[operator]
+        for length in (fixed // 2, fixed + 2):
+            with pytest.raises(RuntimeError, match="invalid for input of size"):
+                model(input_ids=torch.full((1, length), 7))  # type: ignore[operator]
+
+
+def test_longformer_refusal_holds_both_exporters_fail(tiny_model: TinyFactory,
+                                                      tmp_path: Path) -> None:
+    """The refusal's reason, checked with the exporters themselves: TorchScript's graph,
+    traced at one length, fails or disagrees with torch at another; dynamo stops at the
+    data-dependent global-attention branch. Either one starting to work fails this test."""
+    import numpy as np
+
+    from advisor.export.exporter import export_onnx
+    from advisor.export.specs import GraphSpec
+    from advisor.export.validation import random_feeds, torch_outputs
+
+    model = _load_base(tiny_model, "longformer")
+    graph = GraphSpec(("input_ids", "attention_mask"), "last_hidden_state",
+                      ("batch", "sequence"))
+    vocab = int(model.config.vocab_size)  # type: ignore[attr-defined]
+    legacy = export_onnx(model, graph, tmp_path / "legacy.onnx", 17, vocab, "legacy")
+    session = open_session(legacy, 1)
+    window = max(model.config.attention_window)  # type: ignore[attr-defined]
+    feeds = random_feeds(graph.inputs, 2, 3 * window, vocab, seed=0)  # not the traced length
+    try:
+        got = session.run(None, feeds)[0]
+        off = float(np.abs(got - torch_outputs(model, graph.output, feeds)).max())
+    except Exception:  # onnxruntime's own error types: the graph fails at this length
+        off = float("inf")
+    assert off > 1e-2, f"the TorchScript graph now matches torch ({off:.1e}): declare longformer"
+    (tmp_path / "dynamo").mkdir()
+    with pytest.raises(ExportError, match="dynamo") as info:
+        export_onnx(model, graph, tmp_path / "dynamo" / "model.onnx", 18, vocab, "dynamo")
+    chain = f"{info.value.__cause__!r} {info.value.__cause__.__cause__!r}"  # type: ignore[union-attr]
+    assert "data-dependent" in chain or "DataDependent" in chain, chain
+    assert "data-dependent" in specs.REFUSED["longformer"]
