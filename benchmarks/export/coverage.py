@@ -167,7 +167,7 @@ def _machine() -> dict[str, Any]:
     from advisor.export.race import cpu_fingerprint
 
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_fingerprint(),
-            "loadavg": os.getloadavg(), "torch": torch.__version__,
+            "loadavg": os.getloadavg(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__}
 
 

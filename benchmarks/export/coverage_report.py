@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -45,6 +46,11 @@ def render(report: dict[str, Any]) -> str:
         "not a speed claim). Optimum: `optimum-cli export onnx --task TASK` on the same folder.",
         "",
     ]
+    cores = m.get("cpu_count") or os.cpu_count() or 1
+    if max(m["loadavg"]) > 2 * cores:
+        lines += [f"**Load {max(m['loadavg']):.0f} on {cores} cores during this run: the speed-up "
+                  "column is scheduler noise (torch's threads lose their cores for seconds); read "
+                  "it only as 'exported and runs', never as a ratio.**", ""]
     requested = report.get("requested_rows", len(rows))
     if requested > len(rows):
         lines += [f"**This run was cut short: {len(rows)} of {requested} rows.** "
