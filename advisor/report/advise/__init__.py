@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from advisor.advise.advice import Advice
-from advisor.errors import UsageError
 from advisor.report.advise.html import render_html
 from advisor.report.advise.jsonfmt import render_json, to_dict
 from advisor.report.advise.markdown import render_markdown
 from advisor.report.advise.text import render_text
+from advisor.report.formats import render_as
 
 FORMATS: dict[str, Callable[[Advice], str]] = {
     "text": render_text,
@@ -20,11 +20,7 @@ FORMATS: dict[str, Callable[[Advice], str]] = {
 
 
 def render(advice: Advice, fmt: str = "text") -> str:
-    try:
-        renderer = FORMATS[fmt]
-    except KeyError as e:
-        raise UsageError(f"unknown report format '{fmt}'", hint=f"use one of: {', '.join(FORMATS)}") from e
-    return renderer(advice)
+    return render_as(FORMATS, advice, fmt)
 
 
 __all__ = ["FORMATS", "render", "to_dict"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from advisor.errors import UsageError
 from advisor.fix.model import FixResult
 from advisor.report.fix.html import render_html
 from advisor.report.fix.jsonfmt import render_json, to_dict
 from advisor.report.fix.text import render_text
+from advisor.report.formats import render_as
 
 FORMATS: dict[str, Callable[[FixResult], str]] = {
     "text": render_text,
@@ -18,11 +18,7 @@ FORMATS: dict[str, Callable[[FixResult], str]] = {
 
 
 def render(result: FixResult, fmt: str = "text") -> str:
-    try:
-        renderer = FORMATS[fmt]
-    except KeyError as e:
-        raise UsageError(f"unknown report format '{fmt}'", hint=f"use one of: {', '.join(FORMATS)}") from e
-    return renderer(result)
+    return render_as(FORMATS, result, fmt)
 
 
 __all__ = ["FORMATS", "render", "to_dict"]
