@@ -45,6 +45,7 @@ def _entries(cache: LayerCache) -> list[Path]:
 
 
 @pytest.mark.parametrize("fmt", ["oci", "docker-archive"])
+
 def test_a_hit_gives_what_the_walk_gave_without_walking_a_layer(
     tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,10 +70,7 @@ def test_a_hit_on_a_tampered_local_blob_is_still_a_digest_error(tmp_path: Path) 
     with open_image(ref) as image:
         _snapshot(image, cache)
         blob = Path(image.source.files.root) / image.source.blob_name(image.layers[0].blob.digest)  # type: ignore[attr-defined]
-    data = bytearray(blob.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size, other bytes
-    blob.chmod(0o644)
-    blob.write_bytes(bytes(data))
+    _flip_a_byte(blob)
     with open_image(ref) as image, pytest.raises(DigestMismatchError):
         read_layers(image, capture_for, cache=cache)
 
@@ -247,10 +245,7 @@ def test_a_blob_changed_since_it_was_hashed_is_hashed_again_and_refused(tmp_path
         _snapshot(image, cache)
         blob = Path(image.source.files.root) / image.source.blob_name(image.layers[0].blob.digest)  # type: ignore[attr-defined]
     st = blob.stat()
-    data = bytearray(blob.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    blob.chmod(0o644)
-    blob.write_bytes(bytes(data))
+    _flip_a_byte(blob)
     os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert blob.stat().st_mtime_ns == st.st_mtime_ns and blob.stat().st_size == st.st_size
     with open_image(ref) as image, pytest.raises(DigestMismatchError):
@@ -283,3 +278,11 @@ def test_a_gzipped_archive_is_always_hashed_again(tmp_path: Path) -> None:
         opened = _counting_opens(image)
         assert _snapshot(image, cache) == uncached
         assert len(opened) == len(image.layers)
+
+
+def _flip_a_byte(blob: Path) -> None:
+    """Tamper with a stored blob: same size, other bytes (a read-only blob made writable)."""
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
