@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from advisor.errors import BadInputError, BuildError
+from advisor.errors import BadInputError, SandboxError
 from advisor.sandbox.bundle import Bundle, find_program, tool
 from advisor.sandbox.limits import Limits
 from advisor.sandbox.netns import Address
@@ -93,7 +93,7 @@ class Container:
             )
         except OSError as e:
             shutil.rmtree(self.run_dir, ignore_errors=True)
-            raise BuildError(f"cannot start runc: {e}", hint=" ".join(cmd)) from e
+            raise SandboxError(f"cannot start runc: {e}", hint=" ".join(cmd)) from e
         self.returncode: int | None = None
 
     def init_pid(self, timeout_s: float = 30.0) -> int | None:
@@ -110,7 +110,7 @@ class Container:
     def address(self, port: int) -> Address:
         pid = self.init_pid()
         if pid is None:
-            raise BuildError(
+            raise SandboxError(
                 f"the sandboxed process exited (status {self.proc.poll()}) before it could serve",
                 hint="run the image by hand to see its output",
             )

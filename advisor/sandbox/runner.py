@@ -107,7 +107,7 @@ def start(
 
 
 def wait_ready(running: Running, timeout: float = 60.0, path: str = "/health") -> float:
-    """Poll ``path`` until 200; return seconds since spawn. BuildError with the logs otherwise."""
+    """Poll ``path`` until 200; return seconds since spawn. SandboxError with the logs otherwise."""
     running.ready_s = _wait_ready(running.container, running.address, running.log_path, path,
                                   timeout)  # fmt: skip
     return running.ready_s

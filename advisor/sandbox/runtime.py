@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.errors import BuildError
+from advisor.errors import SandboxError
 from advisor.sandbox.bundle import Bundle
 from advisor.sandbox.container import Container
 from advisor.sandbox.netns import Address
@@ -88,12 +88,12 @@ def _status(address: Address, path: str) -> int:
 def wait_ready(
     container: Container, address: Address, log: Path, path: str, timeout_s: float
 ) -> float:
-    """Poll ``path`` until it answers 200; seconds since the spawn. BuildError otherwise."""
+    """Poll ``path`` until it answers 200; seconds since the spawn. SandboxError otherwise."""
     deadline = container.started_at + timeout_s
     while time.time() < deadline:
         if not container.alive():
             tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:])
-            raise BuildError(
+            raise SandboxError(
                 f"the server exited with status {container.proc.returncode} before it was "
                 f"ready: {tail}",
                 hint="run the image by hand to see its full output",
@@ -101,9 +101,10 @@ def wait_ready(
         if _status(address, path) == 200:
             return time.time() - container.started_at
         time.sleep(0.02)
-    raise BuildError(
-        f"the server was not ready after {timeout_s:.0f}s",
-        hint=log.read_text(errors="replace")[-300:],
+    output = log.read_text(errors="replace").strip()[-300:]
+    raise SandboxError(
+        f"the server was not ready after {timeout_s:.0f}s ({path} never answered 200)",
+        hint=f"its last output: {output}" if output else "it printed nothing; run the image by hand",
     )
 
 

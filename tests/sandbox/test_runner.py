@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from advisor.errors import BadInputError, BuildError
+from advisor.errors import BadInputError, SandboxError
 from advisor.sandbox.runner import Running, run_image
 from advisor.slim.image import BuildResult
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
@@ -126,7 +126,7 @@ def test_sigterm_stops_gracefully(built: BuildResult) -> None:
 
 
 def test_a_failing_server_reports_its_logs(built: BuildResult) -> None:
-    with pytest.raises(BuildError, match="PORT"):
+    with pytest.raises(SandboxError, match="PORT"):
         run_image(built.destination, env={"PORT": "not-a-port"}, timeout=60)
 
 

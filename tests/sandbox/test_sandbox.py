@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.sandbox import Bind, Bundle, Policy, run, unpack
+from advisor.errors import BuildError, SandboxError
+from advisor.sandbox import Bind, Bundle, Policy, run, serve, unpack
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
 
 pytestmark = [pytest.mark.slow, NEEDS_ROOT_TOOLS]  # root, runc, skopeo, umoci
@@ -68,6 +69,23 @@ def test_stdin_stdout_exit_status_and_timeout(bundle: Bundle) -> None:
     assert (done.returncode, done.stdout) == (3, "cba\n")
     slow = run(bundle, ["sleep", "30"], timeout_s=1)
     assert slow.timed_out and slow.seconds < 20
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["sh", "-c", "echo no model here >&2; exit 3"], "exited with status 3 before it was ready"),
+    (["sleep", "30"], "was not ready after 2s"),
+])  # fmt: skip
+def test_a_server_that_never_serves_is_a_sandbox_error(
+    bundle: Bundle, argv: list[str], expected: str
+) -> None:
+    """Exit 6 as docs/DESIGN.md gives image code that fails in its sandbox: a SandboxError,
+    not the BuildError of a failed image build."""
+    with pytest.raises(SandboxError) as info, serve(bundle, argv, timeout_s=2):
+        pass
+    assert expected in info.value.message and not isinstance(info.value, BuildError)
+    assert info.value.exit_code == 6 and info.value.hint
+    if "status 3" in expected:
+        assert "no model here" in info.value.message
 
 
 def test_without_a_user_namespace_the_confinement_holds(debian_base: str) -> None:
