@@ -195,12 +195,13 @@ def main() -> None:
 
 
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report of shard runs made at the same time: rows in type, task order, the machine
-    of the last shard to finish (its load average is the one printed)."""
+    """One report of shard runs (an already merged report among them keeps its own shards):
+    rows in type, task order, the machine of the last shard to finish, every shard's machine."""
     rows = sorted((r for rep in reports for r in rep["rows"]), key=lambda r: (r["type"], r["task"]))
     last = max(reports, key=lambda rep: rep["machine"]["date"])
+    shards = [m for rep in reports for m in rep.get("shards") or [rep["machine"]]]
     return {**_report(rows, sum(rep["requested_rows"] for rep in reports)),
-            "machine": last["machine"], "shards": [rep["machine"] for rep in reports]}
+            "machine": last["machine"], "shards": shards}
 
 
 if __name__ == "__main__":

@@ -28,6 +28,15 @@ def _optimum(o: dict[str, Any] | None) -> str:
     return "failed: " + str(o.get("error", "?")).replace("|", "/")[:160]
 
 
+def _shards(report: dict[str, Any]) -> list[str]:
+    """A merged table comes from runs made at different times and loads: name each one."""
+    shards = report.get("shards") or []
+    if len(shards) < 2:
+        return []
+    runs = "; ".join(f"{s['date']} (load {s['loadavg'][0]:.1f})" for s in sorted(shards, key=lambda s: s["date"]))
+    return [f"Merged from {len(shards)} runs: {runs}.", ""]
+
+
 def render(report: dict[str, Any]) -> str:
     rows = report["rows"]
     m = report["machine"]
@@ -39,6 +48,7 @@ def render(report: dict[str, Any]) -> str:
         "Reproduce: `.venv/bin/python benchmarks/export/coverage.py` (Optimum from "
         "`/work/venv-optimum`, see report.md).",
         "",
+        *_shards(report),
         "Tiny random models (hidden 32, 2 layers) built from transformers' config classes. "
         "advisor: int8 export with the accuracy gate on 8 labelled sentences (text-classification), "
         "fp32 parity = max abs diff vs torch over three shapes (fp32 and fused graphs), speed-up = "
@@ -47,8 +57,9 @@ def render(report: dict[str, Any]) -> str:
         "",
     ]
     cores = m.get("cpu_count") or os.cpu_count() or 1
-    if max(m["loadavg"]) > 2 * cores:
-        lines += [f"**Load {max(m['loadavg']):.0f} on {cores} cores during this run: the speed-up "
+    load = max(x for s in report.get("shards") or [m] for x in s["loadavg"])
+    if load > 2 * cores:
+        lines += [f"**Load up to {load:.0f} on {cores} cores during this run: the speed-up "
                   "column is scheduler noise (torch's threads lose their cores for seconds); read "
                   "it only as 'exported and runs', never as a ratio.**", ""]
     requested = report.get("requested_rows", len(rows))

@@ -33,11 +33,19 @@ def _acc(model: dict[str, Any], name: str, v: dict[str, Any]) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _measured(model: dict[str, Any]) -> list[str]:
+    """Models may come from different runs (report.json merges them): when and at what load."""
+    m = model.get("machine")
+    if not m:
+        return []
+    return [f"Measured {m['date']}, load average {m['loadavg_start'][0]:.1f} at start, "
+            f"{m['loadavg_end'][0]:.1f} at end.", ""]
+
+
 def model_section(model: dict[str, Any]) -> list[str]:
     cases = ["b1_s128", "b8_s128"]
-    lines = [
-        f"## {model['model']}",
-        "",
+    lines = [f"## {model['model']}", "", *_measured(model)]
+    lines += [
         "| variant | file | max abs logit diff vs torch | accuracy | "
         + " | ".join(f"{c} p50 (min) ms" for c in cases)
         + " | "
@@ -182,15 +190,39 @@ def _graph_choice(precision: str, int8: dict[str, Any]) -> list[str]:
             f"timed in the export: {'; '.join(parts)})."]
 
 
+def shapes_section(report: dict[str, Any]) -> list[str]:
+    """The random base-sized models side by side: size and latency, torch vs advisor vs Optimum."""
+    models = [m for name, m in sorted(report["models"].items()) if name.endswith("-random")]
+    if not models:
+        return []
+    theirs = "optimum-best-int8 (ORTModel)"
+    lines = ["## Base-sized shapes (random weights: size and latency, not accuracy)", "",
+             "| model | torch weights | advisor int8 | torch b1 / b8 p50 ms | advisor int8 b1 / b8 "
+             "p50 ms | speed-up b1 / b8 | Optimum int8 (ORTModel) b1 / b8 ms | load start / end |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in models:
+        v, speed = m["variants"], m.get("speedup_vs_torch", {}).get("onnx-int8", {})
+        mach = m.get("machine") or {}
+        load = " / ".join(f"{mach[k][0]:.1f}" for k in ("loadavg_start", "loadavg_end") if k in mach)
+        cells = [m["model"], _mb(v["torch-eager"].get("size_bytes")), _mb(v["onnx-int8"].get("size_bytes")),
+                 *(" / ".join(f"{_p50(m, n, c) or 0:.1f}" for c in ("b1_s128", "b8_s128"))
+                   for n in ("torch-eager", "onnx-int8")),
+                 " / ".join(f"{speed.get(c, 0)}x" for c in ("b1_s128", "b8_s128")),
+                 " / ".join(f"{_p50(m, theirs, c):.1f}" for c in ("b1_s128", "b8_s128")
+                            if _p50(m, theirs, c) is not None) or "-", load or "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         "# Export benchmark",
         "",
-        f"Measured {m['date']} on {m['cpu_count']} cores, {report['threads']} threads per "
-        f"variant, torch {m['torch']}, onnxruntime {m['onnxruntime']}, transformers "
-        f"{m['transformers']}. Load average at start {m['loadavg_start'][0]:.1f}, at end "
-        f"{m['loadavg_end'][0]:.1f} (a shared machine: treat small differences as noise).",
+        f"{m['cpu_count']} cores, {report['threads']} threads per variant, torch {m['torch']}, "
+        f"onnxruntime {m['onnxruntime']}, transformers {m['transformers']}. Each model's date "
+        "and load average are under its heading (a shared machine: treat small differences as "
+        "noise; ratios are within one run).",
         "Each variant runs in its own process; p50 of 30 (b1) or 10 (b8) runs after 5 warm-up "
         "runs, on real held-out sentences packed to exactly 128 tokens. Every variant is timed "
         f"in {report.get('rounds', 1)} rounds with the order rotated: the p50 shown is the median "
@@ -199,6 +231,7 @@ def render(report: dict[str, Any]) -> str:
         TARGETS,
         "",
     ]
+    lines += shapes_section(report)
     for model in report["models"].values():
         lines += [*model_section(model), *graph_choice(model), *peers_section(model), ""]
         if model.get("accuracy"):
