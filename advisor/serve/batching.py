@@ -24,10 +24,12 @@ from typing import Any, Protocol
 
 from .model import Result
 
-# The fixed cost of one model run, in padded tokens. MiniLM int8 on 2 cores here: batch 1 of
-# ~25-token sentences takes ~6.2 ms, batch 8 padded to ~45 tokens ~29 ms: ~65 us a token and
-# ~4.5 ms a run. Below that many padded tokens saved, splitting a batch costs more than it saves.
-RUN_COST_TOKENS = 64
+# The fixed cost of one model run, in padded tokens: below that many padded tokens saved,
+# splitting a batch costs more than it saves. MiniLM int8, CPU time of runs at fixed batch
+# and length (b 1-8, 8-64 tokens) fitted as a + b*L*c: one onnxruntime thread a = 0.60 ms,
+# c = 89 us a token (~7 tokens a run); two threads 0.95 ms and 148 us (~6). The 64 used before
+# (wall times on a loaded machine) left 8 clients' texts padded to each other's length.
+RUN_COST_TOKENS = 8
 PEAK_WINDOW_S = 1.0  # how long a peak of concurrent requests is remembered
 
 

@@ -27,7 +27,9 @@ class Settings:
     keep_alive_s: int = 75  # an idle keep-alive connection is closed after this
     shutdown_timeout_s: int = 30  # SIGTERM: in-flight requests get this long to finish
     max_wait_ms: float = 5.0  # how long a batch may wait for more requests (dynamic batching)
-    intra_op_threads: int = 0
+    # One onnxruntime thread per run: the same run cost half the CPU time of two threads with
+    # spinning off (benchmarks/load/README.md), and the event loop has the other core.
+    intra_op_threads: int = 1
     access_log: bool = True  # one JSON line per request on stdout
     model_name: str = ""  # the Open Inference Protocol's model name (default: serving.json's)
     advisor_version: str = ""

@@ -1,25 +1,24 @@
-"""The slim serving image under load and misuse, run daemonless with a read-only root.
+"""The slim serving image under load and misuse, in advisor's sandbox (runc), daemonless.
 
     .venv/bin/python benchmarks/load/run.py [--seconds 60] [--clients 16] [--out benchmarks/load]
     .venv/bin/python benchmarks/load/run.py --batching-only ARTIFACTS_DIR  # redo the comparison
 
 Steps: a MiniLM classifier (the offline all-MiniLM-L6-v2 weights with a seeded random 2-label
 head: honest for size and latency, not for accuracy) -> ``advisor export --quantize int8
---output oci:...`` on the offline Debian slim base -> unpack (skopeo + umoci) -> run its
-entrypoint as the image's user in its own PID and mount namespace with the root filesystem
-bind-mounted read-only -> misuse battery and slow clients -> closed-loop load over loopback
-with RSS sampled every second -> ``results.json`` and ``report.md``.
+--output oci:...`` on the offline Debian slim base -> ``advisor.sandbox.unpack`` (skopeo +
+umoci) -> its entrypoint under runc with ``advisor.sandbox.serve``, the one module that runs
+image code (the image's user, read-only root, own network namespace with only ``lo``, no
+capabilities, seccomp) -> misuse battery and slow clients, wrk and the Python client, every
+connection made inside the sandbox's network namespace, RSS sampled every second ->
+``results.json`` and ``report.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from advisor.sandbox.runner import Bundle, free_port, unpack_image  # noqa: E402
+from advisor.sandbox import Address, Served, serve, unpack  # noqa: E402
+from benchmarks.load.wrk import run_wrk, write_bodies  # noqa: E402
 from tests.security.loadgen import rss_bytes, run_load  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -77,39 +77,17 @@ def export_image(model: Path, out: Path, artifacts: Path) -> tuple[str, float, d
     return ref, time.monotonic() - began, summary
 
 
-def start_readonly(bundle: Bundle, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The entrypoint as the image's user, PID-isolated, with ``/`` of the image read-only."""
-    root = str(bundle.rootfs)
-    uid, _, gid = bundle.user.partition(":")
-    inner = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", f"--root={root}",
-             f"--wd={bundle.working_dir}"]
-    if uid not in ("", "0"):
-        inner += ["--setuid", uid, "--setgid", gid or uid]
-    script = (f'mount --bind "{root}" "{root}" && mount -o remount,bind,ro "{root}" && '
-              f'exec {" ".join(inner)} -- "$@"')
-    env = dict(e.split("=", 1) for e in bundle.env if "=" in e) | {"PORT": str(port)} | LIMITS
-    with log.open("wb") as fh:
-        return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                                 "sh", *bundle.entrypoint], env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-
-def server_pid(proc: subprocess.Popen[bytes]) -> int | None:
-    """Follow the chain unshare -> (sh exec'd) unshare -> forked child -> the server."""
-    pid = proc.pid
-    for _ in range(4):
-        try:
-            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            return None
-        if not kids:
-            return pid
-        pid = int(kids[0])
+def server_pid(served: Served) -> int:
+    """The entrypoint: the container's init, as the host numbers it."""
+    pid = served.container.init_pid()
+    if pid is None:
+        raise SystemExit("the sandboxed server exited")
     return pid
 
 
-def call(port: int, method: str, path: str, body: bytes | None = None,
+def call(address: Address, method: str, path: str, body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = address.http(timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -118,52 +96,44 @@ def call(port: int, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
-def wait_health(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited before it was ready")
-        try:
-            if call(port, "GET", "/health")[0] == 200:
-                return time.monotonic() - began
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("the server never became ready")
-
-
 def isolation(pid: int) -> dict[str, Any]:
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    uid = next(ln for ln in status if ln.startswith("Uid:")).split()[1:]
+    """What the sandboxed server runs as and sees, read from the host's /proc."""
+    status = dict(ln.split(":", 1) for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if ":" in ln)
     mounts = Path(f"/proc/{pid}/mounts").read_text().splitlines()
     root = next((ln for ln in mounts if ln.split()[1] == "/"), "")
-    return {"uids": sorted(set(uid)), "root_mount_options": root.split()[3] if root else "",
+    nets = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    return {"host_uids": sorted(set(status["Uid"].split())),
+            "uid_map": Path(f"/proc/{pid}/uid_map").read_text().split(),
+            "cap_eff": status["CapEff"].strip(), "no_new_privs": status["NoNewPrivs"].strip() == "1",
+            "seccomp": status["Seccomp"].strip(), "interfaces": [ln.split(":")[0].strip() for ln in nets],
+            "root_mount_options": root.split()[3] if root else "",
             "root_read_only": "ro" in (root.split()[3].split(",") if root else [])}
 
 
-def misuse(port: int) -> dict[str, Any]:
+def misuse(address: Address) -> dict[str, Any]:
     from tests.security.test_serve_misuse import MISUSE
 
     out: dict[str, Any] = {}
     for name, (method, path, body, headers, allowed) in sorted(MISUSE.items()):
-        status, _ = call(port, method, path, body, headers)
+        status, _ = call(address, method, path, body, headers)
         out[name] = {"status": status, "ok": status in allowed}
     for name, body in (("deep-json", b'{"text": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"),
                        ("5000-digit-int", b'{"texts": [' + b"7" * 5000 + b"]}")):
-        status, _ = call(port, "POST", "/predict", body)
+        status, _ = call(address, "POST", "/predict", body)
         out[name] = {"status": status, "ok": 400 <= status < 500}
     return out
 
 
-def slow_clients(port: int, count: int) -> dict[str, Any]:
+def slow_clients(address: Address, count: int) -> dict[str, Any]:
     socks = []
     for i in range(count):
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s = address.connect(timeout=5)
         s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Le" if i % 2 else
                   b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
         socks.append(s)
     began = time.monotonic()
-    status = call(port, "POST", "/predict", b'{"text": "served despite slow clients"}')[0]
+    status = call(address, "POST", "/predict", b'{"text": "served despite slow clients"}')[0]
     served_s = time.monotonic() - began
     for s in socks:
         s.close()
@@ -178,6 +148,52 @@ def sample_rss(pid: int, stop: threading.Event, samples: list[tuple[float, int]]
             samples.append((round(time.monotonic() - began, 1), rss_bytes(pid)))
         except OSError:
             return
+
+
+def bench_texts() -> tuple[str, ...]:
+    from advisor.bench.data import default_data_path, load_csv
+
+    return load_csv(default_data_path()).texts
+
+
+def sandboxed(ref: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The image's entrypoint under runc (advisor.sandbox, as ``advisor bench`` runs it):
+    misuse, slow clients, wrk and the Python client, all inside its network namespace."""
+    r: dict[str, Any] = {}
+    bundle = unpack(ref)  # where advisor bench unpacks (a private dir the sandbox ids can enter)
+    try:
+        r["image_user"] = bundle.user
+        r["image_env"] = {k: v for k, v in (e.split("=", 1) for e in bundle.env if "=" in e)
+                          if k in ("WORKERS", "ORT_INTRA_OP_THREADS", "MAX_WAIT_MS")}
+        with serve(bundle, env=LIMITS, timeout_s=180) as served:
+            r["ready_seconds"] = round(served.ready_s, 2)
+            address, pid = served.address, server_pid(served)
+            r["isolation"] = isolation(pid)
+            r["misuse"] = misuse(address)
+            r["slow_clients"] = slow_clients(address, 56)  # under the default cap of 64
+            r["slowloris"] = slow_clients(address, 100)  # over it: the 503 the cap gives
+            bodies = write_bodies(bench_texts(), work / "bodies.jsonl")
+            run_wrk(address.port, 8, 3, bodies, address.netns)  # warm-up
+            r["wrk_8"] = run_wrk(address.port, 8, min(args.seconds, 20), bodies, address.netns)
+            run_load(address, clients=args.clients, seconds=5)  # warm-up
+            samples: list[tuple[float, int]] = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=sample_rss, args=(pid, stop, samples))
+            sampler.start()
+            load = run_load(address, clients=args.clients, seconds=args.seconds)
+            stop.set()
+            sampler.join()
+            r["load"] = load.summary()
+            r["rss_mb"] = {"first": round(samples[0][1] / 1e6, 1), "last": round(samples[-1][1] / 1e6, 1),
+                           "max": round(max(s for _, s in samples) / 1e6, 1), "samples": len(samples)}
+            r["alive_after"] = served.container.alive() and call(address, "GET", "/health")[0] == 200
+            began = time.monotonic()
+            r["exit_status_after_sigterm"] = served.container.stop(grace_s=30)
+            r["graceful_stop_seconds"] = round(time.monotonic() - began, 2)
+            r["server_log_tail"] = served.output()[-1500:]
+    finally:
+        bundle.remove()
+    return r
 
 
 def main() -> int:
@@ -197,7 +213,6 @@ def main() -> int:
         return batching_only(args)
     work = Path(tempfile.mkdtemp(prefix="advisor-load-"))
     results: dict[str, Any] = {"clients": args.clients, "seconds": args.seconds}
-    proc = None
     try:
         ref = args.image
         if not ref:
@@ -206,45 +221,13 @@ def main() -> int:
             results["export_seconds"] = round(export_s, 1)
             results["export_summary"] = summary
         results["image"] = ref
-        bundle = unpack_image(ref, _mkdir(work / "run"))
-        results["image_user"] = bundle.user
-        port = free_port()
-        proc = start_readonly(bundle, port, work / "server.log")
-        results["ready_seconds"] = round(wait_health(port, proc), 2)
-        pid = server_pid(proc)
-        assert pid is not None
-        results["isolation"] = isolation(pid)
-        results["misuse"] = misuse(port)
-        results["slow_clients"] = slow_clients(port, 56)  # under the default cap of 64
-        results["slowloris"] = slow_clients(port, 100)  # over it: the 503 the cap gives
-        run_load(port, clients=args.clients, seconds=5)  # warm-up
-        samples: list[tuple[float, int]] = []
-        stop = threading.Event()
-        sampler = threading.Thread(target=sample_rss, args=(pid, stop, samples))
-        sampler.start()
-        load = run_load(port, clients=args.clients, seconds=args.seconds)
-        stop.set()
-        sampler.join()
-        results["load"] = load.summary()
-        results["rss_mb"] = {"first": round(samples[0][1] / 1e6, 1), "last": round(samples[-1][1] / 1e6, 1),
-                             "max": round(max(s for _, s in samples) / 1e6, 1), "samples": len(samples)}
-        results["alive_after"] = proc.poll() is None and call(port, "GET", "/health")[0] == 200
-        os.kill(pid, signal.SIGTERM)
-        began = time.monotonic()
-        proc.wait(timeout=30)
-        results["graceful_stop_seconds"] = round(time.monotonic() - began, 2)
-        results["server_log_tail"] = (work / "server.log").read_text(errors="replace")[-1500:]
+        results |= sandboxed(ref, work, args)
         if args.batching_seconds > 0 and (work / "artifacts").is_dir():
-            from advisor.bench.data import default_data_path, load_csv
             from benchmarks.load.batching import measure
 
-            texts = load_csv(default_data_path()).texts
-            results["batching"] = measure(work / "artifacts", texts, work, args.batching_seconds,
-                                          args.rounds)
+            results["batching"] = measure(work / "artifacts", bench_texts(), work,
+                                          args.batching_seconds, args.rounds)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -260,11 +243,10 @@ BATCHING_KEYS = ("throughput_8_vs_in_process_best", "throughput_8_vs_baseline", 
 
 
 def batching_only(args: argparse.Namespace) -> int:
-    from advisor.bench.data import default_data_path, load_csv
     from benchmarks.load.batching import measure
 
     results = json.loads((args.out / "results.json").read_text())
-    texts = load_csv(default_data_path()).texts
+    texts = bench_texts()
     work = Path(tempfile.mkdtemp(prefix="advisor-batching-"))
     try:
         results["batching"] = measure(args.batching_only, texts, work, args.batching_seconds, args.rounds)
@@ -276,9 +258,16 @@ def batching_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mkdir(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+def _wrk_lines(w: dict[str, Any] | None) -> list[str]:
+    if not w:
+        return []
+    return [
+        "## wrk: 8 connections, the bench's sentences one per request", "",
+        "| requests | texts/s | statuses | p50 ms | p95 ms | p99 ms | wrk CPU (share of a core) |",
+        "|---:|---:|---|---:|---:|---:|---:|",
+        f"| {w['requests']:,} | {w['throughput_per_s']} | {w['statuses']} | {w['latency_ms']['p50']} | "
+        f"{w['latency_ms']['p95']} | {w['latency_ms']['p99']} | {w['client_cpu_share']:.0%} |", "",
+    ]
 
 
 def render(r: dict[str, Any]) -> str:
@@ -288,9 +277,14 @@ def render(r: dict[str, Any]) -> str:
         "# The slim serving image under load and misuse", "",
         f"Image: `{r['image']}` (exported with `advisor export --quantize int8` in {r.get('export_seconds', '-')} s), "
         f"user `{r['image_user']}`, ready in {r['ready_seconds']} s.", "",
-        f"Isolation: uids {iso['uids']}, root mount `{iso['root_mount_options']}` "
-        f"(read-only: {iso['root_read_only']}).", "",
-        f"## Load: {r['clients']} closed-loop clients for {r['seconds']:.0f} s over loopback", "",
+        f"Sandbox: runc via `advisor.sandbox.serve` (the image's entrypoint, env {r['image_env']}); "
+        f"host uids {iso['host_uids']} (uid_map `{' '.join(iso['uid_map'])}`), CapEff {iso['cap_eff']}, "
+        f"no_new_privs {iso['no_new_privs']}, seccomp mode {iso['seccomp']}, interfaces {iso['interfaces']}, "
+        f"root mount `{iso['root_mount_options']}` (read-only: {iso['root_read_only']}). Every client "
+        "connects inside the sandbox's network namespace (wrk under `nsenter --net`).", "",
+        *_wrk_lines(r.get("wrk_8")),
+        f"## Load: {r['clients']} closed-loop Python clients for {r['seconds']:.0f} s "
+        "(tests/security/loadgen.py, a quarter of the requests with 2-4 texts)", "",
         "| requests | throughput /s | statuses | connection errors | p50 ms | p95 ms | p99 ms | max ms |",
         "|---:|---:|---|---:|---:|---:|---:|---:|",
         f"| {load['requests']:,} | {load['throughput_per_s']} | {load['statuses']} | {load['connection_errors']} | "
@@ -308,7 +302,7 @@ def render(r: dict[str, Any]) -> str:
         f"{r['slowloris']['normal_request_status']}: half-sent requests hold their slot until the 75 s "
         "idle timeout (tests/security/test_serve_misuse.py::test_half_sent_requests_cannot_deny_service).", "",
         f"Alive and healthy after the run: {r['alive_after']}; SIGTERM stopped it in "
-        f"{r['graceful_stop_seconds']} s.", "",
+        f"{r['graceful_stop_seconds']} s (exit status {r.get('exit_status_after_sigterm', '-')}).", "",
     ]
     if "batching" in r:
         from benchmarks.load.batching import render as render_batching

@@ -31,14 +31,18 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_wrk(port: int, clients: int, seconds: float, bodies: Path) -> dict[str, Any]:
+def run_wrk(port: int, clients: int, seconds: float, bodies: Path,
+            netns: str | None = None) -> dict[str, Any]:
     """``clients`` keep-alive connections posting ``bodies`` in turn for ``seconds``: the
-    summary in tests/security/loadgen.py's shape, plus the CPU wrk itself used."""
+    summary in tests/security/loadgen.py's shape, plus the CPU wrk itself used. ``netns``
+    (``/proc/PID/ns/net`` of a sandbox, an ``Address``'s): wrk runs inside that network
+    namespace (``nsenter --net``), where the sandboxed server's loopback port is."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed\nhint: apt-get install wrk")
+    enter = ["nsenter", f"--net={netns}"] if netns else []
     cpu0, began = _children_cpu(), time.monotonic()
     proc = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+        [*enter, "wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
          "-s", str(SCRIPT), f"http://127.0.0.1:{port}", "--", str(bodies)],
         capture_output=True, text=True, timeout=seconds + 60)
     wall, cpu = time.monotonic() - began, _children_cpu() - cpu0

@@ -2,8 +2,9 @@
 
 ``run_load`` starts ``clients`` threads, each with its own keep-alive connection, posting
 ``/predict`` bodies for ``seconds`` (or until ``max_requests``); every response's status and
-latency is kept, connection failures are counted apart. Used by tests/security and by
-benchmarks/load.
+latency is kept, connection failures are counted apart. ``target`` is a host loopback port or
+a sandbox's ``Address`` (connections made inside its network namespace). Used by
+tests/security and by benchmarks/load.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from advisor.sandbox import Address
+
+Target = int | Address  # a port on the host's loopback, or a port inside a sandbox
 
 TEXTS = (
     "a gripping, beautifully shot film",
@@ -72,10 +77,16 @@ class Mix:
         return json.dumps({"text": rng.choice(self.texts)}).encode()
 
 
-def _client(port: int, deadline: float, budget: list[int], lock: threading.Lock,
+def connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+    if isinstance(target, Address):
+        return target.http(timeout)
+    return http.client.HTTPConnection("127.0.0.1", target, timeout=timeout)
+
+
+def _client(target: Target, deadline: float, budget: list[int], lock: threading.Lock,
             result: LoadResult, seed: int, timeout: float, mix: Mix) -> None:
     rng = random.Random(seed)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = connection(target, timeout)
     while time.monotonic() < deadline:
         with lock:
             if budget[0] <= 0:
@@ -90,7 +101,7 @@ def _client(port: int, deadline: float, budget: list[int], lock: threading.Lock,
             status = resp.status
         except (OSError, http.client.HTTPException):
             conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            conn = connection(target, timeout)
             with lock:
                 result.connection_errors += 1
             continue
@@ -102,14 +113,14 @@ def _client(port: int, deadline: float, budget: list[int], lock: threading.Lock,
     conn.close()
 
 
-def run_load(port: int, clients: int = 8, seconds: float = 5.0, max_requests: int = 100_000,
+def run_load(target: Target, clients: int = 8, seconds: float = 5.0, max_requests: int = 100_000,
              timeout: float = 30.0, mix: Mix | None = None) -> LoadResult:
     result = LoadResult()
     lock = threading.Lock()
     budget = [max_requests]
     began = time.monotonic()
     deadline = began + seconds
-    threads = [threading.Thread(target=_client, args=(port, deadline, budget, lock, result, i, timeout,
+    threads = [threading.Thread(target=_client, args=(target, deadline, budget, lock, result, i, timeout,
                                                      mix or Mix()))
                for i in range(clients)]
     for t in threads:

@@ -29,6 +29,14 @@ def test_plan_groups_cuts_where_padding_costs_more_than_a_run() -> None:
     assert sorted(i for g in plan_groups(list(range(64, 0, -1))) for i in g) == list(range(64))
 
 
+def test_the_default_run_cost_splits_mixed_lengths_and_keeps_near_equal_ones() -> None:
+    """Eight clients' sentences (token lengths as the bench's data gives them): a run costs
+    about 7 padded tokens (RUN_COST_TOKENS), so texts 5+ tokens apart do not share one."""
+    groups = plan_groups([12, 40, 27, 13, 26, 41, 58, 28])
+    assert sorted(map(sorted, groups)) == [[0, 3], [1, 5], [2, 4, 7], [6]]
+    assert plan_groups([30, 31, 30, 32]) == [[0, 2, 1, 3]]
+
+
 class Recorder:
     """A model that records its runs: each text's result is the text itself, tagged."""
 
