@@ -190,14 +190,20 @@ class DevTools(Rule):
             mine = sorted(d for d, o in owner.items() if o == tool)
             if not mine:
                 continue  # a kept package needs it
-            frees = ctx.dist_files(mine)
+            frees = ctx.removal_files(mine)
             msg = (f"{tool} {ctx.dists[tool].version} with {len(mine) - 1} dependencies only it "
-                   f"needs ({', '.join(d for d in mine if d != tool)[:200] or 'none'}): {human(sum(frees.values()))}")
+                   f"needs ({', '.join(d for d in mine if d != tool)[:200] or 'none'}): {human(sum(frees.values()))}"
+                   f"{_cached_note(ctx, mine)}")
             findings.append(self.finding(
                 sum(frees.values()), [ctx.dists[d].metadata_path for d in mine if d in ctx.dists], msg,
                 frees, data={"distribution": tool, "removed_distributions": mine,
                              "tools": [d for d in mine if d in DEV_TOOLS]}))
         return findings
+
+
+def _cached_note(ctx: Context, keys: list[str]) -> str:
+    cached = sum(sum(ctx.cached_wheels.get(k, {}).values()) for k in keys)
+    return f" ({human(cached)} of it their wheels in pip's cache)" if cached else ""
 
 
 class UnusedPackages(Rule):
@@ -219,11 +225,11 @@ class UnusedPackages(Rule):
         freed = graph.removable_with_deps(candidates, needed) - PACKAGING
         findings = []
         for root, mine in _assign(graph, candidates, freed).items():
-            frees = ctx.dist_files(mine)
+            frees = ctx.removal_files(mine)
             total = sum(frees.values())
             msg = (f"{ctx.dists[root].name} {ctx.dists[root].version} is not imported by the entrypoint "
                    f"(/{app.entry} and the {len(app.files) - 1} local modules it imports) nor needed by what it "
-                   f"imports; with {len(mine) - 1} dependencies only it needs: {human(total)}")
+                   f"imports; with {len(mine) - 1} dependencies only it needs: {human(total)}{_cached_note(ctx, mine)}")
             findings.append(self.finding(total, [ctx.dists[d].metadata_path for d in mine], msg, frees,
                                          data={"distribution": root, "removed_distributions": mine,
                                                "entry": app.entry}))
