@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from advisor.advise.facts.context import Context
-from advisor.advise.facts.depgraph import DepGraph, without_dev_extras
+from advisor.advise.facts.depgraph import DepGraph, without_dev_extras, without_unrequested_extras
 from advisor.advise.facts.mlstack import (
     ONNX_SERVING_STACK,
     ONNX_SERVING_STACK_BYTES,
@@ -167,6 +172,24 @@ DEV_TOOLS = (
 )
 
 
+def asked_for(ctx: Context) -> set[str]:
+    """Distributions the image's own requirements.txt names (outside site-packages): they stay
+    when a dev tool that also needs them goes (the case study lists requests itself)."""
+    names: set[str] = set()
+    for f in ctx.tree:
+        if posixpath.basename(f.path) != "requirements.txt" or "-packages/" in f.path:
+            continue
+        for line in (ctx.tree.read(f.path) or b"").decode("utf-8", "replace").splitlines():
+            text = line.split("#", 1)[0].strip()
+            if not text or text.startswith("-"):
+                continue
+            try:
+                names.add(canonicalize_name(Requirement(text).name))
+            except InvalidRequirement:
+                continue
+    return names
+
+
 class DevTools(Rule):
     id = "py-dev-tools"
     severity = Severity.MEDIUM
@@ -178,8 +201,8 @@ class DevTools(Rule):
         tools = sorted(t for t in DEV_TOOLS if t in ctx.dists)
         if not tools:
             return []
-        graph = without_dev_extras(ctx.graph)
-        freed = graph.removable_with_deps(tools) - PACKAGING
+        graph = without_unrequested_extras(without_dev_extras(ctx.graph))
+        freed = graph.removable_with_deps(tools, asked_for(ctx) - set(tools)) - PACKAGING
         owner: dict[str, str] = {}
         # Shared dependencies go to the largest tool that pulls them in.
         for tool in sorted(tools, key=lambda t: (-graph.bytes_of(graph.closure([t]) & freed), t)):
