@@ -146,8 +146,12 @@ def _fix_text(fix: str, findings: Sequence[Finding]) -> str:
     return fix
 
 
-def recommend(findings: Sequence[Finding], rules: Sequence[Rule]) -> list[Recommendation]:
-    """Group findings by their rule's recommendation; credit each path to the first claimer."""
+def recommend(findings: Sequence[Finding], rules: Sequence[Rule],
+              base_paths: frozenset[str] = frozenset()) -> list[Recommendation]:  # fmt: skip
+    """Group findings by their rule's recommendation; credit each path to the first claimer.
+
+    ``base_paths``: files of the base image's layers, which a fix made in the build's own
+    steps (``same_step``) cannot remove: left out of what that fix saves on its own."""
     rec_of = {r.id: r.recommendation for r in rules}
     claimed: set[str] = set()
     out: list[Recommendation] = []
@@ -156,7 +160,8 @@ def recommend(findings: Sequence[Finding], rules: Sequence[Rule]) -> list[Recomm
         idx = [i for i, f in enumerate(findings) if rec_of.get(f.rule) == rdef.id]
         if not idx:
             continue
-        alone: set[str] = set()  # the same file found by two rules of one fix counts once
+        # the same file found by two rules of one fix counts once
+        alone: set[str] = set(base_paths) if rdef.same_step else set()
         standalone = sum(_finding_savings(findings[i], alone) for i in idx)
         if rdef.alternative_to and rdef.alternative_to in active:
             saved = 0  # shown for users who keep torch; the alternative's bytes count once
@@ -215,9 +220,9 @@ def build_advice(ctx: Context, options: AdviseOptions | None = None) -> Advice:
     options = options or AdviseOptions()
     # the worst first (a leaked key outranks a large cache), then the largest
     findings = sorted(run_rules(ctx, options), key=lambda f: (-f.severity, -f.bytes, f.rule, f.paths))
-    recs = recommend(findings, options.rules)
     rows = layer_rows(ctx)
     base = base_layer_count(ctx)
+    recs = recommend(findings, options.rules, frozenset(f.path for f in ctx.tree if f.layer < base) if base else frozenset())
     report = ctx.layer_report
     advice = Advice(
         facts=ctx.facts,

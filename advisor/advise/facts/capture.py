@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 
 from advisor.advise.facts.elf import trim_capture
+from advisor.advise.facts.pipcache import cache_capture
 from advisor.advise.facts.secrets import secret_capture
 from advisor.oci.layercache import LayerCache, code_version
 from advisor.oci.model import Capture, Entry, EntryKind
@@ -103,6 +104,7 @@ def capture_for(entry: Entry) -> Capture | None:
         _metadata_capture(entry, parent, name)
         or _system_capture(entry, path, name)
         or _content_capture(entry, path, name)
+        or cache_capture(entry)  # the name of the wheel in each pip cache entry
         or secret_capture(entry)  # small key/credential/.env files, for sec-secrets-in-layers
     )
 
@@ -110,4 +112,5 @@ def capture_for(entry: Entry) -> Capture | None:
 def capture_cache() -> LayerCache:
     """The layer cache for walks made with ``capture_for``: versioned with this module, the
     secret and ELF capture rules it uses, and the walk itself."""
-    return LayerCache(code_version([__name__, "advisor.advise.facts.secrets", "advisor.advise.facts.elf"]))
+    return LayerCache(code_version([__name__, "advisor.advise.facts.secrets", "advisor.advise.facts.elf",
+                                    "advisor.advise.facts.pipcache"]))

@@ -13,6 +13,7 @@ from advisor.advise.facts.distributions import Distribution, DistributionScan, s
 from advisor.advise.facts.dockerfile import Step, recover_steps
 from advisor.advise.facts.mlstack import ModelConfig, TorchBuild, detect_torch, find_model_configs
 from advisor.advise.facts.oslayer import DebPackage, OsInfo, read_dpkg, read_os_release
+from advisor.advise.facts.pipcache import cached_wheels
 from advisor.advise.facts.python_envs import PythonEnv, image_python_version, scan_environments
 from advisor.oci.filetree import FileTree, HiddenFile, LayerTree, merge_layers
 from advisor.oci.model import HistoryEntry
@@ -125,6 +126,20 @@ class Context:
                 for p in d.files:
                     info = self.tree.get(p)
                     out[p] = info.size if info is not None else 0
+        return out
+
+    @cached_property
+    def cached_wheels(self) -> dict[str, dict[str, int]]:
+        """Distribution key -> the files of pip's cache holding its wheel."""
+        files = ((f.path, f.size, self.tree.read_tail(f.path)) for f in self.tree if "/.cache/pip/" in "/" + f.path)
+        return cached_wheels(files)
+
+    def removal_files(self, keys: Sequence[str] | set[str]) -> dict[str, int]:
+        """What leaving the named distributions out of the install frees: their files, and
+        their wheels in pip's cache (a package never installed is never downloaded)."""
+        out = self.dist_files(keys)
+        for key in sorted(set(keys)):
+            out.update(self.cached_wheels.get(key, {}))
         return out
 
     def files_under(self, prefix: str) -> dict[str, int]:

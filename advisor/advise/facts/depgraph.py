@@ -52,6 +52,8 @@ class DepGraph:
     sizes: Mapping[str, int]
     edges: tuple[Edge, ...]
     missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # (distribution, extra) that some installed distribution asks for (``pkg[extra]``)
+    requested_extras: frozenset[tuple[str, str]] = frozenset()
 
     def requires(self, name: str) -> set[str]:
         return {e.target for e in self.edges if e.source == name}
@@ -105,7 +107,22 @@ DEV_EXTRAS = frozenset({"dev", "develop", "development", "test", "tests", "testi
 
 def without_dev_extras(graph: DepGraph) -> DepGraph:
     """The graph minus edges that only a development extra (``pkg[dev]``) brings."""
-    return DepGraph(graph.sizes, tuple(e for e in graph.edges if e.extra.lower() not in DEV_EXTRAS), graph.missing)
+    return DepGraph(graph.sizes, tuple(e for e in graph.edges if e.extra.lower() not in DEV_EXTRAS), graph.missing,
+                    graph.requested_extras)
+
+
+def without_unrequested_extras(graph: DepGraph) -> DepGraph:
+    """The graph minus the edges of extras no installed distribution asks for.
+
+    That every requirement of ``rich[jupyter]`` is installed proves little when a notebook
+    stack put them there: on the case study tqdm's ``notebook``, rich's ``jupyter``, pillow's
+    ``xmp`` and jinja2's ``i18n`` extras were all "installed" by jupyter alone, and kept 15 MB
+    of it that leaving jupyter out of requirements.txt does remove. An extra a requirement
+    names (``transformers[torch]``) still counts; one asked for only on pip's command line
+    leaves no trace, so removal decisions made on this graph can reach too far there.
+    """
+    edges = tuple(e for e in graph.edges if not e.extra or (e.source, e.extra) in graph.requested_extras)
+    return DepGraph(graph.sizes, edges, graph.missing, graph.requested_extras)
 
 
 def _parse(req: str) -> Requirement | None:
@@ -122,6 +139,13 @@ def _applies(req: Requirement, env: dict[str, str], extra: str) -> bool:
         return bool(req.marker.evaluate({**env, "extra": extra}))
     except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
         return False
+
+
+def _requested(dist: Distribution, env: dict[str, str]) -> set[tuple[str, str]]:
+    """The extras ``dist``'s own requirements ask for (``transformers[torch]``)."""
+    reqs = [r for r in (_parse(s) for s in dist.requires) if r is not None]
+    return {(canonicalize_name(r.name), canonicalize_name(x)) for r in reqs for x in r.extras
+            if any(_applies(r, env, e) for e in ("", *dist.extras))}
 
 
 def _dist_edges(
@@ -163,4 +187,6 @@ def build_graph(
         if miss:
             missing[key] = tuple(sorted(set(miss)))
     ordered = tuple(sorted(edges, key=lambda e: (e.source, e.target, e.extra)))
-    return DepGraph(sizes, ordered, missing)
+    requested = frozenset(x for d in chosen.values() for x in _requested(d, env))
+    ordered = tuple(Edge(e.source, e.target, canonicalize_name(e.extra)) if e.extra else e for e in ordered)
+    return DepGraph(sizes, ordered, missing, requested)

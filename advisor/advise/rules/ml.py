@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from advisor.advise.facts.context import Context
-from advisor.advise.facts.depgraph import DepGraph, without_dev_extras
+from advisor.advise.facts.depgraph import DepGraph, without_dev_extras, without_unrequested_extras
 from advisor.advise.facts.mlstack import (
     ONNX_SERVING_STACK,
     ONNX_SERVING_STACK_BYTES,
@@ -167,6 +172,24 @@ DEV_TOOLS = (
 )
 
 
+def asked_for(ctx: Context) -> set[str]:
+    """Distributions the image's own requirements.txt names (outside site-packages): they stay
+    when a dev tool that also needs them goes (the case study lists requests itself)."""
+    names: set[str] = set()
+    for f in ctx.tree:
+        if posixpath.basename(f.path) != "requirements.txt" or "-packages/" in f.path:
+            continue
+        for line in (ctx.tree.read(f.path) or b"").decode("utf-8", "replace").splitlines():
+            text = line.split("#", 1)[0].strip()
+            if not text or text.startswith("-"):
+                continue
+            try:
+                names.add(canonicalize_name(Requirement(text).name))
+            except InvalidRequirement:
+                continue
+    return names
+
+
 class DevTools(Rule):
     id = "py-dev-tools"
     severity = Severity.MEDIUM
@@ -178,8 +201,8 @@ class DevTools(Rule):
         tools = sorted(t for t in DEV_TOOLS if t in ctx.dists)
         if not tools:
             return []
-        graph = without_dev_extras(ctx.graph)
-        freed = graph.removable_with_deps(tools) - PACKAGING
+        graph = without_unrequested_extras(without_dev_extras(ctx.graph))
+        freed = graph.removable_with_deps(tools, asked_for(ctx) - set(tools)) - PACKAGING
         owner: dict[str, str] = {}
         # Shared dependencies go to the largest tool that pulls them in.
         for tool in sorted(tools, key=lambda t: (-graph.bytes_of(graph.closure([t]) & freed), t)):
@@ -190,14 +213,20 @@ class DevTools(Rule):
             mine = sorted(d for d, o in owner.items() if o == tool)
             if not mine:
                 continue  # a kept package needs it
-            frees = ctx.dist_files(mine)
+            frees = ctx.removal_files(mine)
             msg = (f"{tool} {ctx.dists[tool].version} with {len(mine) - 1} dependencies only it "
-                   f"needs ({', '.join(d for d in mine if d != tool)[:200] or 'none'}): {human(sum(frees.values()))}")
+                   f"needs ({', '.join(d for d in mine if d != tool)[:200] or 'none'}): {human(sum(frees.values()))}"
+                   f"{_cached_note(ctx, mine)}")
             findings.append(self.finding(
                 sum(frees.values()), [ctx.dists[d].metadata_path for d in mine if d in ctx.dists], msg,
                 frees, data={"distribution": tool, "removed_distributions": mine,
                              "tools": [d for d in mine if d in DEV_TOOLS]}))
         return findings
+
+
+def _cached_note(ctx: Context, keys: list[str]) -> str:
+    cached = sum(sum(ctx.cached_wheels.get(k, {}).values()) for k in keys)
+    return f" ({human(cached)} of it their wheels in pip's cache)" if cached else ""
 
 
 class UnusedPackages(Rule):
@@ -219,11 +248,11 @@ class UnusedPackages(Rule):
         freed = graph.removable_with_deps(candidates, needed) - PACKAGING
         findings = []
         for root, mine in _assign(graph, candidates, freed).items():
-            frees = ctx.dist_files(mine)
+            frees = ctx.removal_files(mine)
             total = sum(frees.values())
             msg = (f"{ctx.dists[root].name} {ctx.dists[root].version} is not imported by the entrypoint "
                    f"(/{app.entry} and the {len(app.files) - 1} local modules it imports) nor needed by what it "
-                   f"imports; with {len(mine) - 1} dependencies only it needs: {human(total)}")
+                   f"imports; with {len(mine) - 1} dependencies only it needs: {human(total)}{_cached_note(ctx, mine)}")
             findings.append(self.finding(total, [ctx.dists[d].metadata_path for d in mine], msg, frees,
                                          data={"distribution": root, "removed_distributions": mine,
                                                "entry": app.entry}))

@@ -15,6 +15,9 @@ class RecommendationDef:
     title: str
     fix: str
     alternative_to: str = ""
+    # Applied in the step that creates the files (same RUN): files the base image ships stay,
+    # so they do not count towards what the fix saves on its own.
+    same_step: bool = False
 
 
 RECOMMENDATIONS: tuple[RecommendationDef, ...] = (
@@ -73,10 +76,12 @@ RECOMMENDATIONS: tuple[RecommendationDef, ...] = (
         "trim-python", "Trim what site-packages does not need at run time",
         "delete tests/, *.a, headers and __pycache__ in the install step (same RUN); "
         "ENV PYTHONDONTWRITEBYTECODE=1; pip install --no-compile",
+        same_step=True,
     ),
     RecommendationDef(
         "strip-binaries", "Strip symbols from shared objects",
         "find /opt/venv -name '*.so*' -exec strip --strip-unneeded {} + in the build stage",
+        same_step=True,
     ),
 )
 
