@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class SettingsError(ValueError):
@@ -21,14 +26,14 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_batch: int = 64
     max_text_chars: int = 100_000
-    workers: int = 1
+    # A batch worker per core, each run on one onnxruntime thread: at 8 clients on 2 cores this
+    # spent the least CPU per request and beat one worker on both (benchmarks/load/README.md).
+    workers: int = field(default_factory=usable_cores)
     max_connections: int = 64
     request_timeout_s: int = 10  # from a request's first byte to its last body byte
     keep_alive_s: int = 75  # an idle keep-alive connection is closed after this
     shutdown_timeout_s: int = 30  # SIGTERM: in-flight requests get this long to finish
     max_wait_ms: float = 5.0  # how long a batch may wait for more requests (dynamic batching)
-    # One onnxruntime thread per run: the same run cost half the CPU time of two threads with
-    # spinning off (benchmarks/load/README.md), and the event loop has the other core.
     intra_op_threads: int = 1
     access_log: bool = True  # one JSON line per request on stdout
     model_name: str = ""  # the Open Inference Protocol's model name (default: serving.json's)

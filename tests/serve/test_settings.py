@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from advisor.serve.settings import Settings, SettingsError
@@ -8,6 +10,8 @@ from advisor.serve.settings import Settings, SettingsError
 def test_defaults_match_the_image_contract() -> None:
     s = Settings.from_env({})
     assert (s.port, s.host, s.model_dir) == (8080, "0.0.0.0", "/app/model")
+    # a worker per usable core, one onnxruntime thread each (benchmarks/load/README.md)
+    assert (s.workers, s.intra_op_threads) == (len(os.sched_getaffinity(0)), 1)
 
 
 def test_env_overrides() -> None:
