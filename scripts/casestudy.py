@@ -60,6 +60,7 @@ class Steps:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.times: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         (out / "logs").mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, argv: list[str]) -> Running:
@@ -72,7 +73,11 @@ class Steps:
 
     def finish(self, job: Running) -> str:
         """Wait for a step, record its time, return its stdout; stop the job on failure."""
-        code = job.proc.wait()
+        # wait4, not wait: the step's own CPU time (user + system, its children included)
+        # says what it would take on an idle machine when the shared one is loaded.
+        _, status, usage = os.wait4(job.proc.pid, 0)
+        code = job.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu[job.name] = round(usage.ru_utime + usage.ru_stime, 1)
         if code != 0:
             print("\n".join(job.log.read_text(errors="replace").strip().splitlines()[-15:]), file=sys.stderr)
             print(f"casestudy: step failed (exit {code}): {' '.join(job.argv)}\n"
@@ -129,7 +134,8 @@ def main() -> int:
                    *(QUICK_BENCH if args.quick else [])])
 
     summary = {"out": str(out), "original": fat_ref, "slim": slim_ref, "model": model,
-               "base": base, "fat_image": fat, "seconds": step.times,
+               "base": base, "fat_image": fat, "seconds": step.times, "cpu_seconds": step.cpu,
+               "loadavg_at_end": list(os.getloadavg()),
                "wall_seconds": round(time.monotonic() - started, 1), "quick": args.quick}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nReports in {out}:")
