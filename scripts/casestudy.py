@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +39,28 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 @dataclass
 class Running:
-    """One step's process, its stderr going to ``log`` and its stdout to ``log`` + ``.out``."""
+    """One step's process, its stderr going to ``log`` and its stdout to ``log`` + ``.out``.
+
+    A thread reaps it with wait4, not wait: the step's own CPU time (user + system, its
+    children included) says what it would take on an idle machine when the shared one is
+    loaded, and the time it ended is its own even when another step is waited for first.
+    """
 
     name: str
     argv: list[str]
     log: Path
     proc: subprocess.Popen[bytes]
     started: float
+    ended: float = 0.0
+    code: int = 0
+    cpu: float = 0.0
+    reaper: threading.Thread | None = None
+
+    def reap(self) -> None:
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.ended = time.monotonic()
+        self.code = self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu = round(usage.ru_utime + usage.ru_stime, 1)
 
 
 def last_json(stdout: str) -> dict[str, Any]:
@@ -69,21 +85,23 @@ class Steps:
         log = self.out / "logs" / f"{name}.log"
         with log.open("wb") as err, log.with_suffix(".out").open("wb") as out:
             proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err, env=ENV)
-        return Running(name, argv, log, proc, time.monotonic())
+        job = Running(name, argv, log, proc, time.monotonic())
+        job.reaper = threading.Thread(target=job.reap, daemon=True)
+        job.reaper.start()
+        return job
 
     def finish(self, job: Running) -> str:
         """Wait for a step, record its time, return its stdout; stop the job on failure."""
-        # wait4, not wait: the step's own CPU time (user + system, its children included)
-        # says what it would take on an idle machine when the shared one is loaded.
-        _, status, usage = os.wait4(job.proc.pid, 0)
-        code = job.proc.returncode = os.waitstatus_to_exitcode(status)
-        self.cpu[job.name] = round(usage.ru_utime + usage.ru_stime, 1)
+        assert job.reaper is not None
+        job.reaper.join()
+        code = job.code
+        self.cpu[job.name] = job.cpu
         if code != 0:
             print("\n".join(job.log.read_text(errors="replace").strip().splitlines()[-15:]), file=sys.stderr)
             print(f"casestudy: step failed (exit {code}): {' '.join(job.argv)}\n"
                   f"casestudy: full log in {job.log}", file=sys.stderr)
             raise SystemExit(code)
-        self.times[job.name] = round(time.monotonic() - job.started, 1)
+        self.times[job.name] = round(job.ended - job.started, 1)
         print(f"[{job.name}] done in {self.times[job.name]:.1f} s", file=sys.stderr, flush=True)
         return job.log.with_suffix(".out").read_text()
 
