@@ -78,9 +78,10 @@ def export_cmd(
                                         "server loads (traced by running it; needs the base's "
                                         "Python version here).")] = True,
     label: Annotated[list[str] | None, typer.Option("--label", help="Image label KEY=VALUE (repeatable).")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Server worker threads running the model.")] = 1,
-    intra_op_threads: Annotated[int, typer.Option("--intra-op-threads", help="onnxruntime threads per "
-                                                  "inference (0: all cores).")] = 0,
+    workers: Annotated[int | None, typer.Option("--workers", help="Bake the server's batch workers "
+                                                "(default: one per usable core where it runs).")] = None,
+    intra_op_threads: Annotated[int | None, typer.Option("--intra-op-threads", help="Bake onnxruntime's "
+                                                         "threads per batch (default 1; 0: all cores).")] = None,
     fmt: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format.")] = SummaryFormat.text,
     platform: PlatformOpt = None,
     insecure: InsecureOpt = False,

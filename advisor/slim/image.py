@@ -53,8 +53,10 @@ class BuildConfig:
     bytecode: Bytecode = "imported"  # what to precompile: see benchmarks/build/report.md
     prune: bool = True  # drop the deps' files the running server never loads (slim.trace)
     requirements: tuple[str, ...] = ()  # empty: pins from default_requirements()
-    workers: int = 1
-    intra_op_threads: int = 0
+    # None: not baked, so the server sizes itself where it runs (advisor/serve/settings.py:
+    # a batch worker per usable core, one onnxruntime thread each); a number is baked as env.
+    workers: int | None = None
+    intra_op_threads: int | None = None
     insecure: bool = False
     cache_dir: Path | None = None
     progress: Progress | None = None
@@ -266,10 +268,12 @@ def image_config(
         "PYTHONUNBUFFERED=1",
         f"MODEL_DIR=/{L.MODEL_DIR}",
         f"PORT={port}",
-        f"WORKERS={config.workers}",
-        f"ORT_INTRA_OP_THREADS={config.intra_op_threads}",
         f"ADVISOR_VERSION={__version__}",
     ]
+    if config.workers is not None:
+        env.append(f"WORKERS={config.workers}")
+    if config.intra_op_threads is not None:
+        env.append(f"ORT_INTRA_OP_THREADS={config.intra_op_threads}")
     probe = "import os,urllib.request as u;u.urlopen('http://127.0.0.1:%s/health'%os.environ.get('PORT','8080'),timeout=2)"
     history = [
         {"created_by": f"advisor: pip install --target /{L.DEPS_DIR} {' '.join(requirements)}"},

@@ -95,6 +95,8 @@ def test_config_runs_as_non_root_with_port_labels_and_healthcheck(
     assert cfg["ExposedPorts"] == {"8080/tcp": {}}
     assert cfg["Entrypoint"] == ["/usr/bin/python3.11", "-m", "advisor.serve"]
     assert "PORT=8080" in cfg["Env"] and "MODEL_DIR=/app/model" in cfg["Env"]
+    # not baked by default: the server sizes its workers to the CPUs where it runs
+    assert not [e for e in cfg["Env"] if e.startswith(("WORKERS=", "ORT_INTRA_OP_THREADS="))]
     assert cfg["Labels"]["org.opencontainers.image.base.digest"].startswith("sha256:")
     assert cfg["Labels"]["io.advisor.model.onnx-sha256"]
     assert cfg["Healthcheck"]["Test"][0] == "CMD"
