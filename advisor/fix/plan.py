@@ -137,6 +137,12 @@ def plan_fixes(advice: Advice, trees: Sequence[LayerTree], only: frozenset[str] 
         # cpu-torch beside onnx-runtime is estimated at 0 (the export claims torch first):
         # applied on its own, its own estimate is what it saves.
         estimate = rec.standalone_savings_bytes if rec.alternative_to else rec.estimated_savings_bytes
+        if rdef.id in REMOVAL_FIXES:
+            # advise credits a path to the first recommendation claiming it, slim-base and
+            # onnx-runtime included; fix applies neither, so its estimate is advise's bytes
+            # for the paths left to this fix by the fixes fix applies before it (on the case
+            # study trim-python's headers and .a files in the base: 198 MB became 533 MB).
+            estimate = sum(sizes.get(k, 0) for k in keys)
         planned = PlannedFix(rec.id, rec.title, estimate,
                              {k: frozenset(v) for k, v in sorted(removals.items()) if v},
                              visible, tuple(dict.fromkeys(linked)),

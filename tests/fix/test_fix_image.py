@@ -156,3 +156,18 @@ def test_the_cli_writes_the_report_and_refuses_unknown_ids(fat: str, tmp_path: P
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown recommendation id nope" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_trim_estimate_counts_the_base_headers_fix_removes(tmp_path: Path) -> None:
+    """advise credits a dev package's headers in the base to slim-base (first in claiming
+    order); fix never applies slim-base, so trim-python removes them and must estimate them."""
+    layers, history, _ = _layers(with_dev=False, with_cache=False)
+    layers[0] = {**layers[0], "usr/include/stdio.h": os.urandom(2_000_000)}  # libc6-dev's, in the base
+    layers[1] = {**layers[1], "usr/local/lib/python3.11/site-packages/rich/tests/t.py": os.urandom(300_000)}
+    ref = make_image(tmp_path, layers, config={"config": {"WorkingDir": "/app", "Cmd": ["python", "main.py"]},
+                                               "history": _history(history)})
+    result = run(FixConfig(ref, f"oci:{tmp_path / 'out'}:v1", only=frozenset({"trim-python"}), verify=False,
+                           use_cache=False))
+    (trim,) = [f for f in result.fixes if f.id == "trim-python"]
+    assert trim.applied and trim.removed_bytes >= 2_300_000
+    assert abs(trim.removed_bytes - trim.estimated_bytes) <= 0.1 * trim.estimated_bytes, trim
