@@ -33,7 +33,10 @@ class Settings:
     request_timeout_s: int = 10  # from a request's first byte to its last body byte
     keep_alive_s: int = 75  # an idle keep-alive connection is closed after this
     shutdown_timeout_s: int = 30  # SIGTERM: in-flight requests get this long to finish
-    max_wait_ms: float = 5.0  # how long a batch may wait for more requests (dynamic batching)
+    # How long a batch may wait for more requests. 0: a free worker takes what has queued at
+    # once (with a worker per core and a run costing ~7 padded tokens, waiting for company
+    # cost more than it saved: benchmarks/load/README.md).
+    max_wait_ms: float = 0.0
     intra_op_threads: int = 1
     access_log: bool = True  # one JSON line per request on stdout
     model_name: str = ""  # the Open Inference Protocol's model name (default: serving.json's)

@@ -12,6 +12,7 @@ def test_defaults_match_the_image_contract() -> None:
     assert (s.port, s.host, s.model_dir) == (8080, "0.0.0.0", "/app/model")
     # a worker per usable core, one onnxruntime thread each (benchmarks/load/README.md)
     assert (s.workers, s.intra_op_threads) == (len(os.sched_getaffinity(0)), 1)
+    assert s.max_wait_ms == 0  # a free worker does not wait for company
 
 
 def test_env_overrides() -> None:
