@@ -7,9 +7,42 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def usable_cores(cgroup_fs: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/self/cgroup") -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (``cpu.max`` of its cgroup or an ancestor, ``ceil(quota / period)``): Kubernetes CPU
+    limits set a quota, not a cpuset, so the affinity mask alone still shows every core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_cpu_quota(cgroup_fs, self_cgroup)
+    return max(1, min(cores, quota)) if quota is not None else cores
+
+
+def _cgroup_cpu_quota(cgroup_fs: str, self_cgroup: str) -> int | None:
+    try:
+        with open(self_cgroup, encoding="ascii") as f:
+            line = next((ln for ln in f if ln.startswith("0::")), "")
+    except OSError:
+        return None
+    if not line:
+        return None  # cgroup v1 only: no cpu.max
+    path = line[3:].strip().strip("/")
+    parts = path.split("/") if path else []
+    limits = []
+    for depth in range(len(parts), -1, -1):  # the process's cgroup, then each ancestor
+        limit = _cpu_max(os.path.join(cgroup_fs, *parts[:depth], "cpu.max"))
+        if limit is not None:
+            limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _cpu_max(path: str) -> int | None:
+    """``"QUOTA PERIOD"`` -> ceil(QUOTA / PERIOD); ``"max ..."``, no file or garbage -> None."""
+    try:
+        with open(path, encoding="ascii") as f:
+            quota, period = f.read().split()[:2]
+        q, p = int(quota), int(period)
+    except (OSError, ValueError):
+        return None
+    return -(-q // p) if q > 0 and p > 0 else None
 
 
 class SettingsError(ValueError):
@@ -33,7 +66,10 @@ class Settings:
     request_timeout_s: int = 10  # from a request's first byte to its last body byte
     keep_alive_s: int = 75  # an idle keep-alive connection is closed after this
     shutdown_timeout_s: int = 30  # SIGTERM: in-flight requests get this long to finish
-    max_wait_ms: float = 5.0  # how long a batch may wait for more requests (dynamic batching)
+    # How long a batch may wait for more requests. 0: a free worker takes what has queued at
+    # once (with a worker per core and a run costing ~7 padded tokens, waiting for company
+    # cost more than it saved: benchmarks/load/README.md).
+    max_wait_ms: float = 0.0
     intra_op_threads: int = 1
     access_log: bool = True  # one JSON line per request on stdout
     model_name: str = ""  # the Open Inference Protocol's model name (default: serving.json's)
