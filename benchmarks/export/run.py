@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -398,11 +399,16 @@ def main() -> None:
                                      with_accuracy=False, with_exporters=False)
             result["machine"] = {**started, "loadavg_end": os.getloadavg()}
             report["models"][name] = result
-    report["machine"] = report["models"][wanted[-1]]["machine"]
-    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+            report["machine"] = result["machine"]
+            save(report, args.out)  # after every model: a run cut short keeps what it measured
+            shutil.rmtree(Path(tmp) / name, ignore_errors=True)  # a base-sized model's graphs: GBs
+
+
+def save(report: dict[str, Any], out: Path) -> None:
     from report import render  # benchmarks/export/report.py
 
-    (args.out / "report.md").write_text(render(report))
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    (out / "report.md").write_text(render(report))
 
 
 def machine() -> dict[str, Any]:
