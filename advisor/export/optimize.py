@@ -4,6 +4,15 @@ Fusion needs the head count and hidden size from config.json: with ``num_heads=0
 optimizer must guess them from the graph, fails on these exports and silently leaves
 attention unfused. Quantisation runs on the fused model and needs
 ``DefaultTensorType=FLOAT`` there, or it stops at "Unable to find data type for weight_name".
+
+Options measured and left out of the race (the graphs benchmarks/export/int8_study.py builds;
+sample model, 2 threads, fastest CPU ms of interleaved runs, two runs at load 7-13, 2026-12):
+per-channel weights (same accuracy) 1.04-1.14x slower at b1 and 1.2-1.3x at b8; the attention
+score MatMuls in int8 too (``MatMulConstBOnly=False``, -0.5 point) 0.94-1.14x at b1, 1.36-1.4x
+slower at b8; u8 weights (u8u8, one run) 1.45-1.65x slower (no VNNI u8s8 kernel). onnxruntime
+1.32 already runs the s8 GEMMs on AMX here (``tdpbusd`` in the hot path under perf): they are
+~42 % of the kernel time at b8, the rest is fp32 (LayerNorm, Gelu, attention MatMuls, Softmax)
+and per-op dispatch.
 """
 
 from __future__ import annotations
