@@ -207,3 +207,27 @@ def test_quick_context_installs_its_own_requirements_and_commits_them(
     assert committed == cs_build.QUICK_REQUIREMENTS.read_text()
     assert "torch==2.13.0" in committed.splitlines()  # the CPU wheel: CUDA torch cannot import small
     assert cs_build.stage_context(model, cs_build.QUICK_REQUIREMENTS) == quick  # cached by its inputs
+
+
+def test_onestep_sizes_a_layer_as_buildah_does(store: object, base: str, tmp_path: Path) -> None:
+    """``onestep.tar_size`` on a layer's files gives buildah's own diff size, and with files
+    left out the size of the layer built without them (fidelity.py's derived variants)."""
+    onestep = _load("onestep")
+    long = "/opt/x/keep/" + "d" * 90 + "/" + "f" * 60  # too long for ustar's name field: PAX
+    make = (f"mkdir -p /opt/x/keep /opt/x/empty $(dirname {long}) && head -c 1000 /dev/urandom > /opt/x/keep/a"
+            f" && head -c 777 /dev/urandom > {long} && ln -s a /opt/x/keep/link")
+    drop = " && mkdir -p /opt/x/drop/sub && head -c 5000 /dev/urandom > /opt/x/drop/sub/b"
+    sizes = {}
+    for name, run in (("full", make + drop), ("lean", make)):
+        ctx = tmp_path / name
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"ARG BASE=debian:bookworm\nFROM ${{BASE}}\nRUN {run}\n")
+        built = bh.build(store, bh.BuildConfig(ctx, f"advisor-test-onestep-{name}", build_args={"BASE": base}))
+        sizes[name] = built.layers[-1]
+    layer = onestep.layer_dir(store, sizes["full"].diff_id)
+    try:
+        assert onestep.tar_size(layer) == sizes["full"].size_bytes
+        assert onestep.tar_size(layer, lambda rel: not rel.startswith("opt/x/drop")) == sizes["lean"].size_bytes
+    finally:
+        for name in sizes:
+            bh.remove_image(store, f"advisor-test-onestep-{name}")
