@@ -115,6 +115,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="the whole story in minutes: the short fine-tune, a smaller fat image "
                              "(benchmarks/casestudy/README.md, 'The quick case study'), a shorter bench")
+    parser.add_argument("--model", choices=["full", "quick"],
+                        help="the fine-tune recipe alone (default: quick with --quick, else full), "
+                             "e.g. the full fat image with the quick model a cache already holds")
     parser.add_argument("--base-variant", choices=["slim", "full"], default="slim",
                         help="offline base of the serving image: slim (no shell, apt, dpkg) or "
                              "full (a python:3.11-slim stand-in)")
@@ -126,8 +129,9 @@ def main() -> int:
     started = time.monotonic()
     # The fine-tune is CPU-bound, the mmdebstrap bases mostly download and unpack: on a fresh
     # machine they overlap. Each step's time in summary.json is its own, overlapping or not.
+    recipe = args.model or ("quick" if args.quick else "full")
     jobs = [step.start("sample-model", [PY, "sample_models/build_sentiment.py",
-                                        *(["--quick"] if args.quick else [])]),
+                                        *(["--quick"] if recipe == "quick" else [])]),
             step.start("slim-base", [PY, "benchmarks/base/build_debian_base.py",
                                      "--variant", args.base_variant]),
             step.start("fat-base", [PY, "benchmarks/casestudy/build.py", "--bases-only", *variant])]

@@ -331,7 +331,7 @@ VARIANTS = {  # name -> files laid over the staged context (names relative to th
     "fixed": {"Dockerfile": "Dockerfile.fixed", ".dockerignore": "dockerignore.fixed"},
     "quick": {},  # the article's Dockerfile on QUICK_FULL with QUICK_REQUIREMENTS (scripts/demo.sh --quick)
 }
-QUICK_REQUIREMENTS = HERE / "app" / "requirements-quick.txt"
+QUICK_REQUIREMENTS = HERE / "variants" / "requirements-quick.txt"  # outside app/: the fat key stays
 
 
 @dataclass(frozen=True)

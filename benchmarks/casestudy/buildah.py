@@ -175,11 +175,11 @@ def image_layers(store: Store, tag: str) -> tuple[Layer, ...]:
     return tuple(out)
 
 
-# Layers of OCI layouts are zstd level 1: on the quick image (2.3 GB of layer tars, load 7-12)
-# buildah push took 107 s with its default gzip, 79 s with gzip -1 (8 % bigger), 56 s with
-# zstd -1 (5 % smaller than gzip). advise, export and bench read zstd layers; Docker pulls them
-# since 23.0. benchmarks/casestudy/README.md, "Pushing", has the numbers on the fat image.
-OCI_COMPRESSION = ("--compression-format", "zstd", "--compression-level", "1")
+# Layers of OCI layouts are gzip level 1: on the quick image (2.3 GB of layer tars, load 7-12)
+# buildah push took 107 s with its default gzip, 79 s at level 1 (8.6 % bigger), 56 s with
+# zstd -1, but bench unpacks the original with umoci 0.4, which refuses zstd layers.
+# benchmarks/casestudy/README.md, "Pushing", has the numbers.
+OCI_COMPRESSION = ("--compression-format", "gzip", "--compression-level", "1")
 
 
 def push(store: Store, tag: str, dest: str) -> dict[str, Any]:

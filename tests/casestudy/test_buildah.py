@@ -70,7 +70,10 @@ def test_buildah_image_is_read_from_oci_and_docker_archive(store: object, base: 
     bh.push(store, built.tag, f"oci:{tmp_path / 'layout'}:small")
     bh.push(store, built.tag, f"docker-archive:{tmp_path / 'small.tar'}:small:latest")
     manifest = bh.read_manifest(tmp_path / "layout")
-    assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+gzip"}
+    for layer in manifest["layers"]:  # gzip's XFL byte is 4 for the fastest level, 0 for the default
+        blob = tmp_path / "layout" / "blobs" / "sha256" / layer["digest"].split(":", 1)[1]
+        assert blob.read_bytes()[8] == 4, layer["digest"]
     reports = [_advise(f"oci:{tmp_path / 'layout'}:small"), _advise(f"docker-archive:{tmp_path / 'small.tar'}")]
     sizes = [layer.size_bytes for layer in built.layers]
     for report in reports:
