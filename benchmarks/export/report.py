@@ -38,8 +38,14 @@ def _measured(model: dict[str, Any]) -> list[str]:
     m = model.get("machine")
     if not m:
         return []
-    return [f"Measured {m['date']}, load average {m['loadavg_start'][0]:.1f} at start, "
-            f"{m['loadavg_end'][0]:.1f} at end.", ""]
+    lines = [f"Measured {m['date']}, load average {m['loadavg_start'][0]:.1f} at start, "
+             f"{m['loadavg_end'][0]:.1f} at end.", ""]
+    load, cores = max(m["loadavg_start"][0], m["loadavg_end"][0]), m.get("cpu_count") or 1
+    if load > 2 * cores:
+        lines += [f"**Load {load:.0f} on {cores} cores: the p50s are scheduler noise (a variant's "
+                  "threads lose their cores for whole runs); compare the (min) columns, and only "
+                  "as a rough ratio.**", ""]
+    return lines
 
 
 def model_section(model: dict[str, Any]) -> list[str]:

@@ -100,7 +100,7 @@ def worker(
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"{mode} worker failed: {proc.stderr[-3000:]}")
+        raise RuntimeError(f"{mode} worker failed (exit {proc.returncode}; -9: killed, e.g. out of memory): {proc.stderr[-3000:]}")
     with np.load(out.with_suffix(".npz")) as npz:
         outputs = {k: npz[k] for k in npz.files}
     return json.loads(out.read_text()), outputs
