@@ -118,6 +118,9 @@ def main() -> int:
     parser.add_argument("--model", choices=["full", "quick"],
                         help="the fine-tune recipe alone (default: quick with --quick, else full), "
                              "e.g. the full fat image with the quick model a cache already holds")
+    parser.add_argument("--image", metavar="REF",
+                        help="advise, export and bench this fat image (e.g. oci:DIR:TAG) instead of "
+                             "building one")
     parser.add_argument("--base-variant", choices=["slim", "full"], default="slim",
                         help="offline base of the serving image: slim (no shell, apt, dpkg) or "
                              "full (a python:3.11-slim stand-in)")
@@ -134,15 +137,16 @@ def main() -> int:
                                         *(["--quick"] if recipe == "quick" else [])]),
             step.start("slim-base", [PY, "benchmarks/base/build_debian_base.py",
                                      "--variant", args.base_variant]),
-            step.start("fat-base", [PY, "benchmarks/casestudy/build.py", "--bases-only", *variant])]
+            *([] if args.image else
+              [step.start("fat-base", [PY, "benchmarks/casestudy/build.py", "--bases-only", *variant])])]
     try:
-        model, base, _ = [last_json(step.finish(job)) for job in jobs]
+        model, base = [last_json(step.finish(job)) for job in jobs][:2]
     finally:  # one failed: do not leave the others running
         for job in jobs:
             if job.proc.poll() is None:
                 job.proc.terminate()
-    fat = last_json(step("fat-image", [PY, "benchmarks/casestudy/build.py", "--quiet", *variant,
-                                       "--model-dir", model["model_dir"]]))
+    fat = {"reference": args.image} if args.image else last_json(step(
+        "fat-image", [PY, "benchmarks/casestudy/build.py", "--quiet", *variant, "--model-dir", model["model_dir"]]))
     fat_ref, data = fat["reference"], model["data_csv"]
 
     step("advise", [*ADVISOR, "advise", fat_ref, "--format", "json", "-o", str(out / "advise.json"),

@@ -196,8 +196,8 @@ def push(store: Store, tag: str, dest: str) -> dict[str, Any]:
         path_text, _, ref = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
         path = Path(path_text)
         manifest = read_manifest(path)
-        if manifest and manifest["config"]["digest"] == f"sha256:{image_id}":
-            return manifest
+        if manifest and manifest["config"]["digest"] == f"sha256:{image_id}" and _gzip_layers(manifest):
+            return manifest  # (a zstd layout, pushed before OCI_COMPRESSION was gzip, is redone)
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +217,10 @@ def push(store: Store, tag: str, dest: str) -> dict[str, Any]:
         os.replace(tmp, path)
         return {}
     raise BuildError(f"unsupported destination {dest}", hint="use oci:DIR:TAG or docker-archive:FILE")
+
+
+def _gzip_layers(manifest: dict[str, Any]) -> bool:
+    return all(str(layer.get("mediaType", "")).endswith("+gzip") for layer in manifest.get("layers", []))
 
 
 def read_manifest(layout: Path) -> dict[str, Any] | None:

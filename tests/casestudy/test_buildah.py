@@ -74,6 +74,11 @@ def test_buildah_image_is_read_from_oci_and_docker_archive(store: object, base: 
     for layer in manifest["layers"]:  # gzip's XFL byte is 4 for the fastest level, 0 for the default
         blob = tmp_path / "layout" / "blobs" / "sha256" / layer["digest"].split(":", 1)[1]
         assert blob.read_bytes()[8] == 4, layer["digest"]
+    # a layout of the same image with zstd layers (bench's umoci cannot unpack them) is redone
+    subprocess.run([*store.argv(), "push", "--quiet", "--compression-format", "zstd", built.tag,
+                    f"oci:{tmp_path / 'zstd'}:small"], check=True, capture_output=True)
+    redone = bh.push(store, built.tag, f"oci:{tmp_path / 'zstd'}:small")
+    assert {layer["mediaType"] for layer in redone["layers"]} == {"application/vnd.oci.image.layer.v1.tar+gzip"}
     reports = [_advise(f"oci:{tmp_path / 'layout'}:small"), _advise(f"docker-archive:{tmp_path / 'small.tar'}")]
     sizes = [layer.size_bytes for layer in built.layers]
     for report in reports:
