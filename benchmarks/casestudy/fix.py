@@ -36,7 +36,7 @@ def fat_image() -> str:
     sys.path.insert(0, str(HERE))
     import build
 
-    return str(build.build(fixed=False, model_dir=None, use_cache=True, quiet=True).reference)
+    return str(build.build("fat", None, quiet=True).reference)
 
 
 def table(result: FixResult) -> list[str]:
