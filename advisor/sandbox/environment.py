@@ -282,11 +282,17 @@ def _descendants(pid: int) -> list[int]:
     while todo:
         current = todo.pop()
         found.append(current)
+        # Every thread's children: runc (Go) forks the container's init from whichever OS
+        # thread runs that goroutine, so the main thread's list alone misses the server.
         try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
         except OSError:
             continue
-        todo.extend(int(c) for c in children)
+        for task in tasks:
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
     return found
 
 

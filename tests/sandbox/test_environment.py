@@ -47,6 +47,23 @@ def test_server_peak_rss_is_read_from_its_process_tree() -> None:
     assert not server.alive()
 
 
+def test_server_peak_rss_finds_a_child_forked_from_another_thread() -> None:
+    # runc (Go) forks the container's init from whichever OS thread runs that goroutine:
+    # /proc/PID/task/PID/children lists only the main thread's children.
+    child = "x = bytearray(60_000_000); import time; time.sleep(60)"
+    parent = ("import subprocess, sys, threading; "
+              f"t = threading.Thread(target=subprocess.run, args=([sys.executable, '-c', {child!r}],)); "
+              "t.start(); t.join()")
+    server = ServerProcess(Sandbox("slim", python=PY, command=(PY, "-c", parent)), free_port())
+    try:
+        deadline = time.monotonic() + 20
+        while server.peak_rss_bytes() < 60_000_000 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.peak_rss_bytes() >= 60_000_000
+    finally:
+        server.stop()
+
+
 def test_a_silent_probe_times_out(tmp_path: Path) -> None:
     script = tmp_path / "sleepy.py"
     script.write_text("import time; time.sleep(60)")
