@@ -60,7 +60,8 @@ def test_each_side_ran_in_its_own_image(report: BenchReport) -> None:
     assert o.versions["python"].startswith("3.11") and s.versions["python"].startswith("3.11")
     assert report.agreement == pytest.approx(1.0)
     assert o.accuracy == pytest.approx(s.accuracy)
-    assert o.peak_rss_bytes > s.peak_rss_bytes > 10_000_000
+    # the served process, not runc (~11 MB) in front of it: onnxruntime + tokenizers alone pass 30 MB
+    assert o.peak_rss_bytes > s.peak_rss_bytes > 30_000_000, (o.peak_rss_bytes, s.peak_rss_bytes)
     assert s.load and s.load[0].errors == 0
 
 
