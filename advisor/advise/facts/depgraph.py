@@ -125,7 +125,8 @@ def without_unrequested_extras(graph: DepGraph) -> DepGraph:
     return DepGraph(graph.sizes, edges, graph.missing, graph.requested_extras)
 
 
-def _parse(req: str) -> Requirement | None:
+def parse_requirement(req: str) -> Requirement | None:
+    """A PEP 508 requirement, or None where the text is not one."""
     try:
         return Requirement(req)
     except InvalidRequirement:
@@ -143,7 +144,7 @@ def _applies(req: Requirement, env: dict[str, str], extra: str) -> bool:
 
 def _requested(dist: Distribution, env: dict[str, str]) -> set[tuple[str, str]]:
     """The extras ``dist``'s own requirements ask for (``transformers[torch]``)."""
-    reqs = [r for r in (_parse(s) for s in dist.requires) if r is not None]
+    reqs = [r for r in (parse_requirement(s) for s in dist.requires) if r is not None]
     return {(canonicalize_name(r.name), canonicalize_name(x)) for r in reqs for x in r.extras
             if any(_applies(r, env, e) for e in ("", *dist.extras))}
 
@@ -153,7 +154,7 @@ def _dist_edges(
 ) -> tuple[list[Edge], list[str]]:
     edges: list[Edge] = []
     missing: list[str] = []
-    reqs = [r for r in (_parse(s) for s in dist.requires) if r is not None]
+    reqs = [r for r in (parse_requirement(s) for s in dist.requires) if r is not None]
     for r in reqs:
         if _applies(r, env, ""):
             target = canonicalize_name(r.name)

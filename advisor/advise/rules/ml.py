@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import posixpath
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from advisor.advise.facts.context import Context
-from advisor.advise.facts.depgraph import DepGraph, without_dev_extras, without_unrequested_extras
+from advisor.advise.facts.depgraph import (
+    DepGraph,
+    parse_requirement,
+    without_dev_extras,
+    without_unrequested_extras,
+)
 from advisor.advise.facts.mlstack import (
     ONNX_SERVING_STACK,
     ONNX_SERVING_STACK_BYTES,
@@ -183,10 +187,9 @@ def asked_for(ctx: Context) -> set[str]:
             text = line.split("#", 1)[0].strip()
             if not text or text.startswith("-"):
                 continue
-            try:
-                names.add(canonicalize_name(Requirement(text).name))
-            except InvalidRequirement:
-                continue
+            req = parse_requirement(text)
+            if req is not None:
+                names.add(canonicalize_name(req.name))
     return names
 
 
