@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(skopeo umoci runc buildah docker-registry mmdebstrap apache2-utils openssl chromium gcc binutils zstd pigz git wrk)
+APT_PACKAGES=(skopeo umoci runc buildah docker-registry mmdebstrap apache2-utils openssl chromium gcc binutils patchelf zstd pigz git wrk)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

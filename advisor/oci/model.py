@@ -139,15 +139,50 @@ _SET_META = Entry.__dict__["_meta"].__set__
 class Capture:
     """How much of a file's content an analysis wants kept while the layer streams past.
 
-    ``head`` bytes from the start and ``tail`` bytes from the end (for ELF section headers);
-    a file no larger than ``head`` is kept whole.
+    ``head`` bytes from the start (a file no larger than ``head`` is kept whole), then one
+    range more: the last ``tail`` bytes, or where ``span`` says once it has seen the head
+    (an ELF file's section table lies wherever its header points, not always at the end).
     """
 
     head: int
     tail: int = 0
-    # Shrinks what was captured to what the analysis reads (e.g. an ELF file's tail to its
-    # section table), called once per file while the layer streams past: ``(head, tail, size)``.
-    trim: Callable[[bytes, bytes, int], tuple[bytes, bytes]] | None = None
+    # ``(head, size) -> (start, stop)`` of the range to keep after the head, or None for none.
+    span: Callable[[bytes, int], tuple[int, int] | None] | None = None
+    # Shrinks what was captured to what the analysis reads, once per file while the layer
+    # streams past: ``(head, data, start, size) -> (head, kept)``, ``data`` being the file's
+    # bytes from offset ``start``. What it keeps is the analysis' own (a name, a summary).
+    trim: Callable[[bytes, bytes, int, int], tuple[bytes, bytes]] | None = None
+
+    def _range(self, head: bytes, size: int) -> tuple[int, int] | None:
+        if self.span is not None:
+            got = self.span(head, size)
+        else:
+            got = (max(size - self.tail, 0), size) if self.tail else None
+        if got is None:
+            return None
+        start, stop = max(0, min(got[0], size)), max(0, min(got[1], size))
+        return (start, stop) if start < stop else None
+
+    def take(self, size: int, read: Callable[[int, int], bytes]) -> tuple[bytes, bytes | None]:
+        """``(head, kept)`` of a ``size``-byte file, ``kept`` None when no range was asked.
+
+        ``read(offset, n)`` gives ``n`` bytes at ``offset``; it is called with increasing
+        offsets and never twice for one byte, so a tar stream can serve it.
+        """
+        head_n = min(self.head, size)
+        head = read(0, head_n)
+        rng = self._range(head, size)
+        if rng is None:
+            data, start = b"", size
+        else:
+            start, stop = rng
+            data = head[start:stop] if start < head_n else b""
+            at = max(start, head_n)
+            if at < stop:
+                data += read(at, stop - at)
+        if self.trim is not None:
+            head, data = self.trim(head, data, start, size)
+        return head, (data if rng is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,8 +85,7 @@ class _Budget:
     left: int
     what: str
 
-    def charge(self, entry: Entry, cap: Capture) -> None:
-        planned = min(cap.head, entry.size) + min(cap.tail, entry.size)
+    def charge(self, entry: Entry, planned: int) -> None:
         if planned <= LARGE_CAPTURE:
             return
         if planned > self.left:
@@ -98,24 +97,21 @@ class _Budget:
         self.left -= planned
 
 
-def _capture(reader: ChunkReader, tree: LayerTree, entry: Entry, cap: Capture) -> None:
-    size = entry.size
-    head_n = min(cap.head, size)
-    head = reader.take_all(head_n)
-    tail_start = max(size - cap.tail, 0) if cap.tail else size
-    if tail_start < head_n:
-        whole = head + reader.take_all(size - head_n)
-        if size <= cap.head:
-            head = whole
-        tail = whole[tail_start:]
-    else:
-        reader.skip(tail_start - head_n)
-        tail = reader.take_all(size - tail_start)
-    if cap.trim is not None:
-        head, tail = cap.trim(head, tail, size)
+def _capture(reader: ChunkReader, tree: LayerTree, entry: Entry, cap: Capture, budget: _Budget) -> None:
+    pos = 0
+
+    def read(offset: int, n: int) -> bytes:
+        nonlocal pos
+        budget.charge(entry, n)
+        reader.skip(offset - pos)
+        pos = offset + n
+        return reader.take_all(n)
+
+    head, kept = cap.take(entry.size, read)
+    reader.skip(entry.size - pos)
     tree.heads[entry.path] = head
-    if cap.tail and tail:
-        tree.tails[entry.path] = tail
+    if kept:
+        tree.tails[entry.path] = kept
 
 
 def _walk_chunks(
@@ -132,8 +128,7 @@ def _walk_chunks(
             chunks.skip(size)
         else:
             assert entry is not None
-            budget.charge(entry, cap)
-            _capture(chunks, tree, entry, cap)
+            _capture(chunks, tree, entry, cap, budget)
         chunks.skip(header.padded - size, end_ok=True)  # umoci leaves the last one unpadded
     chunks.drain()
 

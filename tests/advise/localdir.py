@@ -18,14 +18,13 @@ from advisor.oci.model import Capture, Entry, EntryKind
 CaptureFn = Callable[[Entry], Capture | None]
 
 
-def _keep(tree: LayerTree, entry: Entry, read_head: Callable[[int], bytes],
-          read_tail: Callable[[int], bytes], capture: CaptureFn) -> None:
+def _keep(tree: LayerTree, entry: Entry, read: Callable[[int, int], bytes], capture: CaptureFn) -> None:
     cap = capture(entry)
     if cap is None:
         return
-    tree.heads[entry.path] = read_head(min(cap.head, entry.size))
-    if cap.tail and entry.size > cap.head:
-        tree.tails[entry.path] = read_tail(min(cap.tail, entry.size))
+    tree.heads[entry.path], kept = cap.take(entry.size, read)
+    if kept:
+        tree.tails[entry.path] = kept
 
 
 def _entry_for(path: str, st: os.stat_result, link: str) -> Entry:
@@ -39,15 +38,11 @@ def _entry_for(path: str, st: os.stat_result, link: str) -> Entry:
 
 def _read_file(full: Path, entry: Entry, tree: LayerTree, capture: CaptureFn) -> None:
     with open(full, "rb") as fh:
-        def head(n: int) -> bytes:
-            fh.seek(0)
+        def read(offset: int, n: int) -> bytes:
+            fh.seek(offset)
             return fh.read(n)
 
-        def tail(n: int) -> bytes:
-            fh.seek(entry.size - n)
-            return fh.read(n)
-
-        _keep(tree, entry, head, tail, capture)
+        _keep(tree, entry, read, capture)
 
 
 def layer_from_directory(root: Path, prefix: str = "", index: int = 0,
@@ -76,13 +71,7 @@ def layer_from_directory(root: Path, prefix: str = "", index: int = 0,
 
 
 def _keep_bytes(tree: LayerTree, entry: Entry, data: bytes, capture: CaptureFn) -> None:
-    def head(n: int) -> bytes:
-        return data[:n]
-
-    def tail(n: int) -> bytes:
-        return data[len(data) - n:]
-
-    _keep(tree, entry, head, tail, capture)
+    _keep(tree, entry, lambda offset, n: data[offset: offset + n], capture)
 
 
 FileSpec = bytes | str | int | Entry

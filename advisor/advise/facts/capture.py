@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 
-from advisor.advise.facts.elf import trim_capture
+from advisor.advise.facts.elf import summarise, table_span
 from advisor.advise.facts.pipcache import cache_capture
 from advisor.advise.facts.secrets import secret_capture
 from advisor.oci.layercache import LayerCache, code_version
@@ -17,10 +17,8 @@ from advisor.units import WEIGHT_SUFFIXES
 
 # A metadata file larger than this is not metadata any more: keep the head only.
 MAX_WHOLE = 64 * 1024 * 1024
-# ELF: the 64-byte header, and the tail where linkers put the section header table
-# (and, just before it, the section-name string table).
+# ELF: the 64-byte header, then the section table wherever the header says it is.
 ELF_HEAD = 64
-ELF_TAIL = 64 * 1024
 # Weights: enough of the head to tell two copies of one file from two different files.
 WEIGHT_HEAD = 4096
 WEIGHT_MIN_SIZE = 1024 * 1024
@@ -76,7 +74,7 @@ def _system_capture(entry: Entry, path: str, name: str) -> Capture | None:
 
 def _content_capture(entry: Entry, path: str, name: str) -> Capture | None:
     if is_shared_object(name):
-        return Capture(head=ELF_HEAD, tail=ELF_TAIL, trim=trim_capture)
+        return Capture(head=ELF_HEAD, span=table_span, trim=summarise)
     if name == "config.json" and entry.size <= 1024 * 1024:
         return _whole(entry)
     if "/huggingface/hub/" in path and "/blobs/" in path and entry.size <= APP_SOURCE_MAX:

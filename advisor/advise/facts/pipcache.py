@@ -29,7 +29,7 @@ def is_cached_response(path: str) -> bool:
     return any(d in "/" + path for d in _HTTP_DIRS) and not path.endswith(".lock")
 
 
-def _trim(head: bytes, tail: bytes, size: int) -> tuple[bytes, bytes]:
+def _trim(head: bytes, tail: bytes, start: int, size: int) -> tuple[bytes, bytes]:
     """Keep only the distribution's name out of the captured tail (b"" when none)."""
     found = _DIST_INFO.findall(tail)
     return b"", found[-1] if found else b""

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from advisor.advise.facts.capture import is_shared_object
 from advisor.advise.facts.context import Context
-from advisor.advise.facts.elf import parse_elf
+from advisor.advise.facts.elf import Strip
 from advisor.advise.rules.base import Finding, Rule, Severity, human, plural, top_paths
 from advisor.oci.model import EntryKind
 
@@ -256,9 +256,9 @@ class Unstripped(Rule):
         for f in ctx.tree:
             if f.kind is not EntryKind.FILE or not is_shared_object(posixpath.basename(f.path)):
                 continue
-            elf = parse_elf(ctx.tree.read(f.path), ctx.tree.read_tail(f.path), f.size)
-            if elf is not None and elf.unstripped and elf.strippable_bytes > 0:
-                strippable[f.path] = elf.strippable_bytes
+            strip = Strip.unpack(ctx.tree.read_tail(f.path))
+            if strip is not None and strip.unstripped and strip.strippable_bytes > 0:
+                strippable[f.path] = strip.strippable_bytes
         return [self.finding(sum(fr.values()), top_paths(fr), f"{len(fr)} unstripped shared objects from {owner}: "
                              f"{human(sum(fr.values()))} of symbols/debug info (strip --strip-unneeded)", fr)
                 for owner, fr in sorted(_group_by_owner(ctx, strippable).items()) if sum(fr.values()) >= 4096]

@@ -1,8 +1,9 @@
-"""The capture policy keeps metadata whole, ELF heads and tails, and skips bulk content."""
+"""The capture policy keeps metadata whole, ELF headers and section tables, and skips bulk content."""
 
 from __future__ import annotations
 
 from advisor.advise.facts.capture import capture_for
+from advisor.advise.facts.elf import table_span
 from advisor.oci.model import Capture, Entry, EntryKind
 
 S = "usr/local/lib/python3.11/site-packages"
@@ -22,7 +23,7 @@ def test_metadata_kept_whole() -> None:
 
 def test_elf_and_weights_partial_and_bulk_skipped() -> None:
     so = _cap(f"{S}/torch/lib/libtorch_cpu.so", 400_000_000)
-    assert so is not None and so.head == 64 and 0 < so.tail <= 65536
+    assert so is not None and so.head == 64 and so.span is table_span
     assert _cap("usr/lib/x86_64-linux-gnu/libz.so.1.2.13") is not None
     w = _cap("app/model/model.safetensors", 90_000_000)
     assert w is not None and w.head <= 4096
