@@ -100,3 +100,36 @@ def test_without_a_user_namespace_the_confinement_holds(debian_base: str) -> Non
         assert done.stdout.split()[-3:] == ["0", "0", "4294967295"]  # the host's own ids
     finally:
         b.remove()
+
+
+def test_an_image_with_zstd_layers_runs(debian_base: str, tmp_path: Path) -> None:
+    """Debian's umoci (0.4) refuses zstd layers; the unpack must not pass that on to the user."""
+    import json
+    import subprocess
+
+    layout = tmp_path / "zstd"
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-compress-format", "zstd", debian_base,
+                    f"oci:{layout}:z"], check=True)
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
+    assert {lay["mediaType"] for lay in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    b = unpack(f"oci:{layout}:z")
+    try:
+        done = run(b, ["sh", "-c", "cat /etc/debian_version"])
+        assert done.returncode == 0 and done.stdout.strip(), done.stderr
+    finally:
+        b.remove()
+
+
+def test_a_destination_the_sandbox_ids_cannot_enter_is_refused_first(debian_base: str, tmp_path: Path) -> None:
+    from advisor.errors import BadInputError
+    from advisor.sandbox.bundle import userns_available
+
+    if not userns_available():
+        pytest.skip("without a user namespace the image's root is the host's: any directory will do")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    with pytest.raises(BadInputError) as info:
+        unpack(debian_base, closed / "bundle")
+    assert str(closed) in info.value.message and "chmod o+x" in info.value.hint
+    assert list(closed.iterdir()) == []  # refused before anything was written
