@@ -106,23 +106,6 @@ def _run(cmd: Sequence[str], what: str, hint: str, timeout: float = 3600) -> Non
         raise BadInputError(f"{what} failed: {tail}", hint=hint) from e
 
 
-def _check_reachable(where: Path) -> None:
-    """The sandbox's mapped root is "other" to the host: it must be able to enter ``where``
-    and every directory above it, or the container cannot even start (runc's own error says
-    only that the process exited)."""
-    for parent in (where.absolute(), *where.absolute().parents):
-        try:
-            mode = parent.stat().st_mode
-        except OSError:
-            continue  # not there yet: unpack creates it with the umask's mode
-        if not mode & 0o001:
-            raise BadInputError(
-                f"cannot unpack under {where}: {parent} is closed to other users (mode "
-                f"{mode & 0o777:o}), and the sandbox runs the image as a mapped, unprivileged id",
-                hint=f"chmod o+x {parent}, or unpack somewhere others can enter (ADVISOR_RUN_DIR)",
-            )
-
-
 def _skopeo_ref(ref: str) -> tuple[str, list[str]]:
     parsed = as_ref(ref)
     flags: list[str] = []
@@ -143,8 +126,6 @@ def unpack(ref: str, dest: Path | None = None, *, userns: bool | None = None) ->
     skopeo, umoci = tool("skopeo"), tool("umoci")
     mapped = userns_available() if userns is None else userns
     scratch = None if dest is not None else scratch_dir(_bundle_bytes(ref))
-    if mapped:
-        _check_reachable(dest.absolute().parent if dest is not None else Path(scratch or tempfile.gettempdir()))
     created = dest is None or not dest.exists()
     root = dest or Path(tempfile.mkdtemp(prefix="advisor-run-", dir=scratch))
     root.mkdir(parents=True, exist_ok=True)
