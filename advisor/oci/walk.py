@@ -85,9 +85,12 @@ class _Budget:
     left: int
     what: str
 
-    def charge(self, entry: Entry, planned: int) -> None:
-        if planned <= LARGE_CAPTURE:
+    def charge(self, entry: Entry, taken: int, n: int) -> None:
+        """Count ``n`` more bytes of ``entry``'s capture, ``taken`` of it already read: a
+        capture counts whole (head and range together) once it passes ``LARGE_CAPTURE``."""
+        if taken + n <= LARGE_CAPTURE:
             return
+        planned = taken + n if taken <= LARGE_CAPTURE else n
         if planned > self.left:
             raise BadInputError(
                 f"{self.what}: keeping {entry.path!r} would hold more than "
@@ -98,11 +101,12 @@ class _Budget:
 
 
 def _capture(reader: ChunkReader, tree: LayerTree, entry: Entry, cap: Capture, budget: _Budget) -> None:
-    pos = 0
+    pos = taken = 0
 
     def read(offset: int, n: int) -> bytes:
-        nonlocal pos
-        budget.charge(entry, n)
+        nonlocal pos, taken
+        budget.charge(entry, taken, n)
+        taken += n
         reader.skip(offset - pos)
         pos = offset + n
         return reader.take_all(n)

@@ -345,3 +345,20 @@ def test_capture_budget_bounds_what_a_layer_keeps() -> None:
     assert sum(map(len, tree.heads.values())) == 9 << 20
     with pytest.raises(BadInputError, match="MiB of file contents"):
         walk_layer(io.BytesIO(data), 0, capture=whole, capture_budget=8 << 20)  # type: ignore[arg-type]
+
+
+def test_a_head_and_a_range_count_together_against_the_budget() -> None:
+    """Two reads of 0.75 MiB from one file are one 1.5 MiB capture, not two small ones."""
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = [
+        (_info(f"m{i}", 4 << 20), bytes(4 << 20)) for i in range(4)
+    ]
+    data = _tar_bytes(members, tarfile.PAX_FORMAT)
+    half = 3 << 18
+
+    def both_ends(entry: object) -> Capture:
+        return Capture(head=half, tail=half)
+
+    tree = walk_layer(io.BytesIO(data), 0, capture=both_ends, capture_budget=6 << 20)  # type: ignore[arg-type]
+    assert sum(map(len, tree.tails.values())) == 4 * half
+    with pytest.raises(BadInputError, match="MiB of file contents"):
+        walk_layer(io.BytesIO(data), 0, capture=both_ends, capture_budget=5 << 20)  # type: ignore[arg-type]
