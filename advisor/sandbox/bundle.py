@@ -125,9 +125,10 @@ def unpack(ref: str, dest: Path | None = None, *, userns: bool | None = None) ->
     """
     skopeo, umoci = tool("skopeo"), tool("umoci")
     mapped = userns_available() if userns is None else userns
-    scratch = None if dest is not None else scratch_dir(_bundle_bytes(ref))
     created = dest is None or not dest.exists()
-    root = dest or Path(tempfile.mkdtemp(prefix="advisor-run-", dir=scratch))
+    root = dest or Path(
+        tempfile.mkdtemp(prefix="advisor-run-", dir=scratch_dir(_bundle_bytes(ref)))
+    )
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o711)  # a mapped root must reach rootfs/; nobody may list it
     layout = root / "layout"
