@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -195,6 +196,30 @@ def _check(bundle: Bundle) -> None:
             f"path {link}",
             hint="set WORKDIR to a real directory of the image",
         )
+
+
+def closed_directory(path: Path, uid: int, gid: int) -> Path | None:
+    """The first directory on the way down to ``path`` (itself included) that host user
+    ``uid:gid`` may not enter, or None. A user namespace's root is such a user: the kernel
+    grants it nothing on directories whose owner it does not map (``mkdtemp``'s 0700 ones)."""
+    current = Path("/")
+    for part in (*path.absolute().parts[1:], None):
+        try:
+            st = current.stat()
+        except OSError:
+            return current
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return current
+        if part is None:
+            return None
+        current = current / part
+    return None
 
 
 def absolute_link(rootfs: Path, inner: str) -> str | None:

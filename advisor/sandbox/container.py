@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from advisor.errors import BadInputError, SandboxError
-from advisor.sandbox.bundle import Bundle, find_program, tool
+from advisor.sandbox.bundle import Bundle, closed_directory, find_program, tool
 from advisor.sandbox.limits import Limits
 from advisor.sandbox.netns import Address
 from advisor.sandbox.policy import DEFAULT_POLICY, Policy
@@ -70,6 +70,16 @@ class Container:
                 f"the image's command {argv[0]} does not exist in the image",
                 hint="fix its ENTRYPOINT/CMD (or PATH) to name a file the image holds",
             )
+        if bundle.id_map is not None:
+            host_root = bundle.id_map[0]
+            closed = closed_directory(bundle.rootfs, host_root, host_root)
+            if closed is not None:
+                raise SandboxError(
+                    f"the sandbox's root (host uid {host_root}) cannot enter {closed}, on the "
+                    "way to the unpacked image",
+                    hint=f"unpack under a directory others may enter (chmod o+x {closed}), "
+                    "or leave the destination to advisor",
+                )
         self.bundle = bundle
         self.limits = Limits.choose(policy.memory_bytes, policy.pids)
         self.id = f"advisor-{os.getpid()}-{next(_ids)}-{time.monotonic_ns() % 100000}"

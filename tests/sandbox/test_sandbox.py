@@ -120,3 +120,61 @@ def test_an_image_with_zstd_layers_runs(debian_base: str, tmp_path: Path) -> Non
     finally:
         b.remove()
 
+
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory anyone may enter, on a path anyone may enter (pytest's own are 0700)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="advisor-test-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_bundle_under_a_closed_directory_is_refused_before_runc(
+    debian_base: str, open_dir: Path
+) -> None:
+    """A destination under a 0700 directory (``mkdtemp``'s, pytest's) unpacks, but the user
+    namespace's root cannot reach it: the run names the directory and how to open it instead
+    of runc's bare "exited (status 1)", and writes nothing."""
+    closed = open_dir / "closed"
+    closed.mkdir(mode=0o700)
+    b = unpack(debian_base, closed / "b")
+    try:
+        if b.id_map is None:
+            pytest.skip("no user namespace here: the host's root enters any directory")
+        with pytest.raises(SandboxError) as info:
+            run(b, ["true"])
+        assert f"cannot enter {closed}," in info.value.message
+        assert f"chmod o+x {closed}" in info.value.hint and info.value.exit_code == 6
+        assert not (b.root / "runs").exists()
+        closed.chmod(0o711)
+        assert run(b, ["true"]).returncode == 0
+    finally:
+        b.remove()
+
+
+def test_closed_directory_reads_the_owner_group_or_other_bits(open_dir: Path) -> None:
+    import os
+
+    from advisor.sandbox.bundle import closed_directory
+
+    uid = gid = 123_456
+    a = open_dir / "a"
+    inner = a / "b"
+    inner.mkdir(parents=True)
+    assert closed_directory(inner, uid, gid) is None
+    a.chmod(0o750)  # root's group: "other" bits apply, and they are closed
+    assert closed_directory(inner, uid, gid) == a
+    os.chown(a, 0, gid)  # its group now: the group's bits apply
+    assert closed_directory(inner, uid, gid) is None
+    os.chown(a, uid, 0)
+    a.chmod(0o075)  # its owner: the owner's bits apply, not the group's or other's
+    assert closed_directory(inner, uid, gid) == a
+    a.chmod(0o755)
+    inner.chmod(0o700)  # the last directory counts too
+    assert closed_directory(inner, uid, gid) == inner
