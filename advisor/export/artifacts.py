@@ -22,7 +22,7 @@ from typing import Any
 
 from advisor import __version__
 from advisor.errors import ExportError
-from advisor.export.optimize import EXTERNAL_DATA_THRESHOLD
+from advisor.export.optimize import needs_external
 
 SCHEMA_VERSION = 1
 ONNX_FILE = "model.onnx"
@@ -70,7 +70,7 @@ def save_onnx(src: Path, dest_dir: Path) -> Path:
     import onnx
 
     model = onnx.load(str(src))  # pulls external tensors in, whatever their file names
-    external = model.ByteSize() > EXTERNAL_DATA_THRESHOLD
+    external = needs_external(model)
     out = dest_dir / ONNX_FILE
     onnx.save_model(model, str(out), save_as_external_data=external,
                     all_tensors_to_one_file=True, location=DATA_FILE, size_threshold=1024)

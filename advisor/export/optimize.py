@@ -63,7 +63,7 @@ def fuse(src: Path, dest: Path, config: Mapping[str, Any], model_type: str,
                                        hidden_size=hidden, opt_level=0,
                                        optimization_options=options)
         stats = {k: int(v) for k, v in opt.get_fused_operator_statistics().items() if v}
-        opt.save_model_to_file(str(dest), use_external_data_format=_needs_external(opt.model))
+        opt.save_model_to_file(str(dest), use_external_data_format=needs_external(opt.model))
     except (ValueError, RuntimeError, AssertionError, KeyError, AttributeError) as e:
         raise ExportError(f"graph fusion failed: {e}",
                           hint="re-run with --no-optimize to export without fusion") from e
@@ -72,8 +72,15 @@ def fuse(src: Path, dest: Path, config: Mapping[str, Any], model_type: str,
     return dict(sorted(stats.items()))
 
 
-def _needs_external(model: Any) -> bool:
-    return int(model.ByteSize()) > EXTERNAL_DATA_THRESHOLD
+def needs_external(model: Any) -> bool:
+    """A model past ``EXTERNAL_DATA_THRESHOLD`` keeps its tensors in a side file. Past
+    protobuf's 2 GiB ``ByteSize()`` cannot even count it: it raises ``EncodeError``."""
+    from google.protobuf.message import EncodeError
+
+    try:
+        return int(model.ByteSize()) > EXTERNAL_DATA_THRESHOLD
+    except EncodeError:
+        return True
 
 
 def quantize_int8(src: Path, dest: Path) -> None:

@@ -250,9 +250,8 @@ def test_re_export_replaces_previous_artifacts(tiny_model: TinyFactory, tmp_path
 def test_external_data_layout(tiny_model: TinyFactory, tmp_path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     # Models past the protobuf limit ship their weights in model.onnx.data; force that path.
-    from advisor.export import artifacts, optimize
+    from advisor.export import optimize
 
-    monkeypatch.setattr(artifacts, "EXTERNAL_DATA_THRESHOLD", 0)
     monkeypatch.setattr(optimize, "EXTERNAL_DATA_THRESHOLD", 0)
     out = tmp_path / "a"
     result = _export(tiny_model("bert", "text-classification"), out)
@@ -263,6 +262,26 @@ def test_external_data_layout(tiny_model: TinyFactory, tmp_path: Path,
     assert result.size_bytes == sum((out / n).stat().st_size for n in ("model.onnx", "model.onnx.data"))
     _check_dynamic_shapes(out, "bert", "text-classification")
 
+
+
+def test_a_model_past_protobufs_2_gib_goes_to_external_data() -> None:
+    """``ByteSize()`` raises past 2 GiB (a deberta-v3-base export reached it and failed with
+    "Failed to serialize proto"): such a model is external data, not a crash."""
+    import onnx
+
+    from advisor.export.optimize import needs_external
+
+    model = onnx.ModelProto()
+    for i in range(2):  # two 1 GiB tensors: each fits a message, together they do not
+        init = model.graph.initializer.add()
+        init.name, init.data_type = f"w{i}", onnx.TensorProto.UINT8
+        init.dims.append(1 << 30)
+        init.raw_data = bytes(1 << 30)
+    with pytest.raises(Exception, match="serialize"):
+        model.ByteSize()
+    assert needs_external(model)
+    del model.graph.initializer[1]
+    assert not needs_external(model)  # 1 GiB: under the threshold, one file
 
 def test_static_int8_candidate_calibrated_on_the_data_races_and_can_ship(
         tiny_model: TinyFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
