@@ -7,7 +7,14 @@ Every variant is timed in its own process (benchmarks/export/worker.py) with 2 t
 the same token ids (real held-out sentences packed to exactly 128 tokens). Accuracy comes from
 advisor's own validation (1,000 held-out Rotten Tomatoes sentences). Optimum runs from a
 separate venv (``/work/venv-optimum`` or ``$OPTIMUM_PYTHON``: optimum-onnx pins
-transformers<5). Writes report.json and report.md next to this file (or ``--out``).
+transformers<5), made with (about 2 minutes; torch first, so the CPU wheel is the one taken)::
+
+    python3 -m venv /work/venv-optimum
+    /work/venv-optimum/bin/pip install torch==2.13.0
+    /work/venv-optimum/bin/pip install "optimum-onnx[onnxruntime]" "transformers<5" onnxruntime numpy
+
+(2026-12-02: optimum-onnx with transformers 4.57.6.) Writes report.json and report.md next to
+this file (or ``--out``).
 """
 
 from __future__ import annotations
