@@ -31,9 +31,8 @@ sys.path.insert(0, str(REPO))
 from advisor.bench.locate import split_env  # noqa: E402
 from advisor.sandbox.bundle import Bundle, make_host_run_devices, unpack  # noqa: E402
 from advisor.sandbox.environment import Sandbox  # noqa: E402
-from advisor.sandbox.runner import free_port  # noqa: E402
 from advisor.sandbox.overhead import runc_version  # noqa: E402
-from advisor.sandbox.runner import start, wait_ready  # noqa: E402
+from advisor.sandbox.runner import free_port, start, wait_ready  # noqa: E402
 from advisor.slim.debian_base import ensure_debian_base  # noqa: E402
 from advisor.slim.image import BuildConfig, build_serving_image  # noqa: E402
 
