@@ -11,7 +11,7 @@ noise: never quote its accuracy. Cached under
 
 ``--shape xlm-roberta-base``: ``XLMRobertaConfig`` with xlm-roberta-base's dimensions (250,002
 tokens, 514 positions, one token type); ``deberta-v3-base``: ``DebertaV2Config`` with
-deberta-v3-base's (128,100 tokens, relative attention with 256 position buckets, no absolute
+deberta-v3-base's (hidden 768, 12 layers, 128,100 tokens, relative attention with 256 position buckets, no absolute
 positions). Both keep the MiniLM tokenizer (its ids are valid in either vocabulary), so the
 shapes, not the tokenizers, are what is measured.
 
@@ -48,8 +48,10 @@ SHAPES = {
     "xlm-roberta-base": ("XLMRobertaConfig", {
         "vocab_size": 250002, "max_position_embeddings": 514, "type_vocab_size": 1,
         "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "layer_norm_eps": 1e-5}),
+    # DebertaV2Config()'s own defaults are deberta-v2-xlarge's (1536 x 24 layers: 3.5 GB)
     "deberta-v3-base": ("DebertaV2Config", {
-        "vocab_size": 128100, "max_position_embeddings": 512, "relative_attention": True,
+        "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+        "intermediate_size": 3072, "vocab_size": 128100, "max_position_embeddings": 512, "relative_attention": True,
         "position_buckets": 256, "norm_rel_ebd": "layer_norm", "share_att_key": True,
         "pos_att_type": ["p2c", "c2p"], "position_biased_input": False, "type_vocab_size": 0,
         "max_relative_positions": -1, "layer_norm_eps": 1e-7, "pad_token_id": 0}),

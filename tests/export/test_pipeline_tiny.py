@@ -265,8 +265,8 @@ def test_external_data_layout(tiny_model: TinyFactory, tmp_path: Path,
 
 
 def test_a_model_past_protobufs_2_gib_goes_to_external_data() -> None:
-    """``ByteSize()`` raises past 2 GiB (a deberta-v3-base export reached it and failed with
-    "Failed to serialize proto"): such a model is external data, not a crash."""
+    """``ByteSize()`` raises past 2 GiB (exporting a 3.5 GB DeBERTa-v2-xlarge-shaped model
+    failed with "Failed to serialize proto"): such a model is external data, not a crash."""
     import onnx
 
     from advisor.export.optimize import needs_external
