@@ -11,8 +11,8 @@ noise: never quote its accuracy. Cached under
 
 ``--shape xlm-roberta-base``: ``XLMRobertaConfig`` with xlm-roberta-base's dimensions (250,002
 tokens, 514 positions, one token type); ``deberta-v3-base``: ``DebertaV2Config`` with
-deberta-v3-base's (hidden 768, 12 layers, 128,100 tokens, relative attention with 256 position buckets, no absolute
-positions). Both keep the MiniLM tokenizer (its ids are valid in either vocabulary), so the
+deberta-v3-base's (hidden 768, 12 layers, 128,100 tokens, relative attention with 256
+position buckets, no absolute positions). Both keep the MiniLM tokenizer (its ids are valid in either vocabulary), so the
 shapes, not the tokenizers, are what is measured.
 
 The last stdout line is JSON: ``{"model_dir", "built", "size_bytes"}``.
@@ -51,7 +51,8 @@ SHAPES = {
     # DebertaV2Config()'s own defaults are deberta-v2-xlarge's (1536 x 24 layers: 3.5 GB)
     "deberta-v3-base": ("DebertaV2Config", {
         "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-        "intermediate_size": 3072, "vocab_size": 128100, "max_position_embeddings": 512, "relative_attention": True,
+        "intermediate_size": 3072, "vocab_size": 128100, "max_position_embeddings": 512,
+        "relative_attention": True,
         "position_buckets": 256, "norm_rel_ebd": "layer_norm", "share_att_key": True,
         "pos_att_type": ["p2c", "c2p"], "position_biased_input": False, "type_vocab_size": 0,
         "max_relative_positions": -1, "layer_norm_eps": 1e-7, "pad_token_id": 0}),

@@ -202,12 +202,12 @@ def closed_directory(path: Path, uid: int, gid: int) -> Path | None:
     """The first directory on the way down to ``path`` (itself included) that host user
     ``uid:gid`` may not enter, or None. A user namespace's root is such a user: the kernel
     grants it nothing on directories whose owner it does not map (``mkdtemp``'s 0700 ones)."""
-    current = Path("/")
-    for part in (*path.absolute().parts[1:], None):
+    path = path.absolute()
+    for directory in (*reversed(path.parents), path):
         try:
-            st = current.stat()
+            st = directory.stat()
         except OSError:
-            return current
+            return directory
         if st.st_uid == uid:
             bit = stat.S_IXUSR
         elif st.st_gid == gid:
@@ -215,10 +215,7 @@ def closed_directory(path: Path, uid: int, gid: int) -> Path | None:
         else:
             bit = stat.S_IXOTH
         if not st.st_mode & bit:
-            return current
-        if part is None:
-            return None
-        current = current / part
+            return directory
     return None
 
 

@@ -263,7 +263,6 @@ def test_external_data_layout(tiny_model: TinyFactory, tmp_path: Path,
     _check_dynamic_shapes(out, "bert", "text-classification")
 
 
-
 def test_a_model_past_protobufs_2_gib_goes_to_external_data() -> None:
     """``ByteSize()`` raises past 2 GiB (exporting a 3.5 GB DeBERTa-v2-xlarge-shaped model
     failed with "Failed to serialize proto"): such a model is external data, not a crash."""
@@ -282,6 +281,7 @@ def test_a_model_past_protobufs_2_gib_goes_to_external_data() -> None:
     assert needs_external(model)
     del model.graph.initializer[1]
     assert not needs_external(model)  # 1 GiB: under the threshold, one file
+
 
 def test_static_int8_candidate_calibrated_on_the_data_races_and_can_ship(
         tiny_model: TinyFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,8 +121,6 @@ def test_an_image_with_zstd_layers_runs(debian_base: str, tmp_path: Path) -> Non
         b.remove()
 
 
-
-
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
     """A directory anyone may enter, on a path anyone may enter (pytest's own are 0700)."""
