@@ -2,7 +2,8 @@
 
 The steps, in order: check the options (before any byte of the image is read), open the
 image, walk its layers once (through the layer cache), merge the layer trees once
-(``analyze_layers``), run the rules and group their findings into recommendations.
+(``analyze_layers``), run the rules and group their findings into recommendations, and wait
+for the hashes of the layers that were walked by seeking (the analysis runs beside them).
 The CLI, the tests and ``benchmarks/advise_speed`` all call this function.
 """
 
@@ -18,9 +19,10 @@ from advisor.advise.facts.layers import analyze_layers
 from advisor.advise.rules.gate import GateRules
 from advisor.advise.rules.registry import ALL_RULES
 from advisor.errors import UsageError
+from advisor.oci.filetree import LayerTree
+from advisor.oci.layers import start_layers
 from advisor.oci.loader import open_image
-from advisor.oci.model import Platform
-from advisor.oci.walk import read_layers
+from advisor.oci.model import Image, Platform
 
 #: (bytes or steps done, total or 0 if unknown, what is running).
 ProgressFn = Callable[[int, int, str], None]
@@ -59,15 +61,28 @@ def run(config: AdviseConfig) -> Advice:
     check(config)
     progress = config.progress
     progress(0, 0, "resolving image")
-    with open_image(config.image, platform=config.platform, insecure=config.insecure) as image:
-        trees = read_layers(
-            image, capture=capture_for, cache=capture_cache() if config.use_cache else None,
-            progress=lambda done, total: progress(done, total, "reading layers"),
-        )
-        steps = config.steps
-        steps(0, 1, "analysing layers")
-        layers = analyze_layers(image, trees)  # the one merge of the layer trees
-        ctx = Context(facts_from_image(image), tuple(trees), layers.tree, layers)
+    with open_image(config.image, platform=config.platform, insecure=config.insecure) as image, \
+            start_layers(image, capture=capture_for,
+                         cache=capture_cache() if config.use_cache else None,
+                         progress=lambda done, total: progress(done, total, "reading layers")) as read:
+        # An uncompressed local layer is still hashing here (walk.start_layers): the analysis
+        # runs beside the hash, and nothing leaves before ``read.verify()`` says the bytes
+        # analysed are the image's. A failure of the analysis on bytes that turn out tampered
+        # is reported as the digest mismatch it is.
+        try:
+            advice = _analyse(config, image, read.trees)
+        except Exception:
+            read.verify()
+            raise
+        read.verify()
+    return advice
+
+
+def _analyse(config: AdviseConfig, image: Image, trees: list[LayerTree]) -> Advice:
+    steps = config.steps
+    steps(0, 1, "analysing layers")
+    layers = analyze_layers(image, trees)  # the one merge of the layer trees
+    ctx = Context(facts_from_image(image), tuple(trees), layers.tree, layers)
     return build_advice(ctx, AdviseOptions(
         disabled_rules=config.disabled_rules, gate=config.gate,
         progress=lambda done, total, rule: steps(done + 1, total + 1, f"analysing: {rule}" if rule else "analysing"),

@@ -119,8 +119,8 @@ class Inspected:
 def inspect_image(reference: str, *, insecure: bool = False) -> Inspected:
     """Size ``reference`` and find its classifier models, in one streaming pass per layer."""
     from advisor.export.locate import find_models_in_image
+    from advisor.oci.layers import read_layers
     from advisor.oci.loader import open_image
-    from advisor.oci.walk import read_layers
 
     with open_image(reference, insecure=insecure) as image:
         trees = read_layers(image, _config_capture)
@@ -132,8 +132,8 @@ def inspect_image(reference: str, *, insecure: bool = False) -> Inspected:
 
 def measure_sizes(reference: str, *, insecure: bool = False) -> ImageSizes:
     """Open ``reference`` with advisor's own readers and size it."""
+    from advisor.oci.layers import read_layers
     from advisor.oci.loader import open_image
-    from advisor.oci.walk import read_layers
 
     with open_image(reference, insecure=insecure) as image:
         return image_sizes(image, read_layers(image))

@@ -49,7 +49,7 @@ def _capture(entry: Entry) -> Capture | None:
 
 
 def merged_tree(image: Image) -> FileTree:
-    from advisor.oci.walk import read_layers
+    from advisor.oci.layers import read_layers
 
     return merge_layers(read_layers(image, _capture)).tree
 

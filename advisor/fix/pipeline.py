@@ -47,7 +47,7 @@ class _Analysis:
 def _analyse(config: FixConfig, image: Image) -> _Analysis:
     from advisor.advise.facts.capture import capture_cache, capture_for
     from advisor.advise.facts.layers import analyze_layers
-    from advisor.oci.walk import read_layers
+    from advisor.oci.layers import read_layers
 
     trees = read_layers(image, capture=capture_for,
                         progress=lambda d, t: config.progress(d, t, "reading layers"),

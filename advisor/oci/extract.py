@@ -13,10 +13,10 @@ from pathlib import Path
 
 from advisor.errors import BadInputError
 from advisor.oci.filetree import FileTree, LayerTree, merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.model import EntryKind, Image, Layer
 from advisor.oci.pump import CHUNK, Pipeline
 from advisor.oci.tar import ChunkReader, iter_headers, normalise_path
-from advisor.oci.walk import read_layers
 
 _FILE_FLAGS = (b"0", b"\0", b"7")  # regular files (the walk's FILE kinds)
 

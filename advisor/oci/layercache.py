@@ -8,8 +8,10 @@ rule starts a new cache, and the old entries are never read again. A second advi
 or of another image on the same base, reads only the layers it has not seen.
 
 Only verified layers are stored: ``read_layers`` puts a tree after the whole blob was read
-through its digest check, and a compressed layer's tar is hashed too, against its diff_id
-(``walk_layer(verify_diff_id=...)``), so no image can file bytes under another layer's name.
+through its digest check (a layer walked by seeking, once the hash beside it matched), and a
+compressed layer's tar is hashed too, against its diff_id (``walk_layer(diff_id=...)``; an
+uncompressed blob's diff_id must be its digest), so no image can file bytes under another
+layer's name.
 Entries are written to a temporary file and renamed (concurrent runs never see half of one),
 mode 0600 (captures may hold the small secret files ``sec-secrets-in-layers`` reports), and
 read back only when their checksum, version and diff_id match; anything else is a miss, and
@@ -61,7 +63,7 @@ def code_version(modules: Iterable[ModuleType | str]) -> str:
     """A digest of the source of ``modules`` (and of the walk and this module): any change to
     how layers are read, what is captured or how it is stored gives a new version."""
     h = hashlib.sha256(f"format {FORMAT}\n".encode())
-    names = {"advisor.oci.walk", "advisor.oci.tar", "advisor.oci.model", "advisor.oci.filetree.tree",
+    names = {"advisor.oci.walk", "advisor.oci.layers", "advisor.oci.tar", "advisor.oci.model", "advisor.oci.filetree.tree",
              __name__, *(m if isinstance(m, str) else m.__name__ for m in modules)}
     for name in sorted(names):
         module = sys.modules.get(name) or __import__(name, fromlist=["_"])
@@ -172,14 +174,20 @@ class LayerCache:
         except Exception:  # a damaged entry is a miss, whatever broke
             return None
 
-    def put(self, layer: Layer, tree: LayerTree) -> None:
-        """Store ``tree`` (walked from ``layer``'s verified bytes); failing to is no error."""
+    @staticmethod
+    def pack(tree: LayerTree) -> bytes:
+        """What ``put`` stores for ``tree``, made ahead (while its blob is still hashing)."""
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=3).compress(_encode(tree))
+
+    def put(self, layer: Layer, tree: LayerTree, packed: bytes | None = None) -> None:
+        """Store ``tree`` (walked from ``layer``'s verified bytes; ``packed``: its ``pack``
+        made ahead); failing to is no error."""
         path = self._path(layer.diff_id)
         if path is None:
             return
-        import zstandard
-
-        body = zstandard.ZstdCompressor(level=3).compress(_encode(tree))
+        body = packed if packed is not None else self.pack(tree)
         data = self._header(layer.diff_id) + hashlib.sha256(body).digest() + body
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,7 +1,8 @@
 """Tar headers read from a stream of chunks: ustar, GNU long names, PAX records, base-256.
 
 ``ChunkReader`` hands out exact byte counts from an iterator of (decompressed) chunks and
-skips file contents without copying them; ``iter_headers`` yields every real member header
+skips file contents without copying them (``SeekingReader``: from a seekable file, seeking
+over them); ``iter_headers`` yields every real member header
 with the long-name and PAX records folded in. A stream may end at an entry boundary or
 inside the last entry's padding without end-of-archive blocks (``umoci insert`` writes such
 layers, and umoci, skopeo and dive read them); a stream cut inside a header or inside an
@@ -16,11 +17,13 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from advisor.errors import BadInputError
 
 BLOCK = 512
 MAX_META_MEMBER = 1 << 20  # long names and PAX headers: GNU tar's and Go's cap
+WINDOW = 256 << 10  # SeekingReader: bytes read at a time where headers are
 CORRUPT_HINT = "the layer blob is corrupt or incomplete; fetch or rebuild the image"
 _EMPTY = memoryview(b"")
 _ZERO_BLOCK = bytes(BLOCK)
@@ -94,6 +97,63 @@ class ChunkReader:
         self._buf, self._pos = _EMPTY, 0
         for _ in self._chunks:
             pass
+
+
+class SeekableFile(Protocol):
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+class SeekingReader(ChunkReader):
+    """A ``ChunkReader`` over a seekable file of known size: it reads ``window`` bytes at a
+    time where headers are and seeks over the contents it skips, so a 1 GB member costs no
+    read. It verifies nothing (whoever hands it the file hashes the blob on its own) and
+    ``drain`` reads nothing."""
+
+    __slots__ = ("_at", "_file", "_size", "_window")
+
+    def __init__(self, file: SeekableFile, size: int, what: str, window: int | None = None) -> None:
+        super().__init__((), what)
+        self._file = file
+        self._size = size
+        self._window = window or WINDOW
+        self._at = 0  # the file offset just past the buffer
+
+    def _refill(self) -> bool:
+        n = min(self._window, self._size - self._at)
+        if n <= 0:
+            self._buf, self._pos = _EMPTY, 0
+            return False
+        buf = bytearray(n)
+        view = memoryview(buf)
+        self._file.seek(self._at)
+        got = 0
+        while got < n:
+            k = self._file.readinto(view[got:])
+            if not k:
+                break  # the file is shorter than it said: what was read, then truncated
+            got += k
+        self._at += got
+        self._buf, self._pos = view[:got], 0
+        return got > 0
+
+    def skip(self, n: int, end_ok: bool = False) -> None:
+        avail = len(self._buf) - self._pos
+        if n <= avail:
+            self._pos += n
+            return
+        n -= avail
+        self._buf, self._pos = _EMPTY, 0
+        if self._at + n > self._size:
+            self._at = self._size
+            if end_ok:
+                return
+            raise self.truncated()
+        self._at += n
+
+    def drain(self) -> None:
+        self._buf, self._pos = _EMPTY, 0
 
 
 @dataclass(slots=True)

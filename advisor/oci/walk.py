@@ -4,29 +4,34 @@
 inflated on another: ISA-L for gzip, zstandard for zstd, detected from the magic bytes because
 docker-archive layers are often plain tars whatever their media type says), parses the tar
 headers (``tar``) and skips file contents without copying them. Memory stays bounded by the
-captures an analysis asks for. ``read_layers`` walks an image's layers on a thread pool,
-the largest blobs first so the big layer is never queued behind the small ones, and answers
-the layers it has seen before from a ``LayerCache`` when given one.
+captures an analysis asks for. ``seek_layer`` walks a plain tar in a seekable file (a
+docker-archive's or a layout's uncompressed layer) by reading where headers are and seeking
+over the rest, verifying nothing. Every layer of an image: ``advisor.oci.layers``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from advisor.errors import AdvisorError, BadInputError, DigestMismatchError
 from advisor.oci.filetree import LayerTree
-from advisor.oci.model import Capture, Entry, EntryKind, Image, Layer, Meta
+from advisor.oci.model import Capture, Entry, EntryKind, Meta
 from advisor.oci.pump import Pipeline
-from advisor.oci.tar import CORRUPT_HINT, ChunkReader, Header, iter_headers, normalise_path
+from advisor.oci.tar import (
+    CORRUPT_HINT,
+    ChunkReader,
+    Header,
+    SeekableFile,
+    SeekingReader,
+    iter_headers,
+    normalise_path,
+)
 
 if TYPE_CHECKING:
-    from advisor.oci.layercache import LayerCache
+    pass
 
 LARGE_CAPTURE = 1 << 20  # captures above this size count against the layer's budget
 CAPTURE_BUDGET = 64 << 20  # bytes of large captures one layer may hold in memory
@@ -164,7 +169,9 @@ def walk_layer(
     pipeline: Pipeline | None = None
     try:
         pipeline = Pipeline(stream, compression, f"advisor-{what}")
-        h = hashlib.sha256() if diff_id and pipeline.compressed else None
+        # an uncompressed blob is its tar: when its diff_id is not its digest (``_walk_one``
+        # passes it only then), the hash shows the mismatch, and the layer is never cached
+        h = hashlib.sha256() if diff_id else None
         chunks = _hashed(pipeline.chunks, h) if h is not None else pipeline.chunks
         _walk_chunks(ChunkReader(chunks, what), tree, capture, _Budget(capture_budget, what))
         if h is not None and f"sha256:{h.hexdigest()}" != diff_id:
@@ -181,142 +188,19 @@ def walk_layer(
     return tree
 
 
-# -- every layer of an image --------------------------------------------------------------------
-
-
-class _Counting:
-    """A read-through stream that reports how many (compressed) bytes have gone by."""
-
-    def __init__(self, raw: BinaryIO, tick: Callable[[int], None]) -> None:
-        self._raw = raw
-        self._tick = tick
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        if data:
-            self._tick(len(data))
-        return data
-
-
-_HASH_CHUNK = 4 << 20
-
-
-def _walk_one(
-    image: Image, layer: Layer, capture: CaptureFn | None, tick: Callable[[int], None],
-    verify_diff_id: bool = False,
+def seek_layer(
+    file: SeekableFile, size: int, index: int, capture: CaptureFn | None = None,
+    capture_budget: int = CAPTURE_BUDGET,
 ) -> LayerTree:
-    # an uncompressed blob is its tar: its verified digest already is the diff_id
-    diff_id = layer.diff_id if verify_diff_id and layer.diff_id != layer.blob.digest else None
-    with image.source.open_blob(layer.blob) as raw:
-        try:
-            stream = cast(BinaryIO, _Counting(raw, tick))
-            return walk_layer(stream, layer.index, layer.compression, capture, diff_id=diff_id)
-        except DigestMismatchError:
-            raise
-        except BadInputError as e:
-            raise BadInputError(f"{e.message} ({layer.blob.digest})", hint=e.hint) from e
-
-
-def read_layers(
-    image: Image,
-    capture: CaptureFn | None = None,
-    workers: int = 2,
-    progress: Callable[[int, int], None] | None = None,
-    cache: LayerCache | None = None,
-) -> list[LayerTree]:
-    """Every layer's tree, in layer order: from ``cache`` when it has the layer's diff_id,
-    else walked (``workers`` at a time, largest blob first) and stored in ``cache``.
-
-    A hit from a local source (layout, archive) is trusted only after its blob is re-hashed
-    (a read at the hash's pace, no inflate, no parse), or when the blob file is unchanged since
-    a hash of it matched (its identity recorded in the cache, see ``layercache``): a tampered
-    blob on disk is an error whether or not its layer was seen before. A registry's hits are
-    trusted by digest.
-    """
-    trees: dict[int, LayerTree] = {}
-    todo: list[Layer] = []
-    rehash: list[Layer] = []
-    local = getattr(image.source, "local", True)
-    for layer in image.layers:
-        hit = cache.get(layer) if cache is not None else None
-        if hit is not None:
-            trees[layer.index] = hit
-            if local and not _known_verified(image, layer, cache):
-                rehash.append(layer)
-        else:
-            todo.append(layer)
-    total = sum(layer.blob.size for layer in (*todo, *rehash))
-    lock = threading.Lock()
-    done = [0]
-
-    def tick(n: int) -> None:
-        with lock:
-            done[0] += n
-            current = done[0]
-        if progress is not None:
-            progress(current, total)
-
-    def walk(layer: Layer) -> LayerTree:
-        before = _identity(image, layer) if cache is not None and local else None
-        tree = _walk_one(image, layer, capture, tick, verify_diff_id=cache is not None)
-        if cache is not None:
-            cache.put(layer, tree)  # only now: every byte of it was read and verified
-            _note_verified(image, layer, cache, before)
-        return tree
-
-    def verify(layer: Layer) -> LayerTree:
-        before = _identity(image, layer)
-        _hash_blob(image, layer, tick)
-        if cache is not None:
-            _note_verified(image, layer, cache, before)
-        return trees[layer.index]
-
-    jobs = sorted([(layer, walk) for layer in todo] + [(layer, verify) for layer in rehash],
-                  key=lambda job: -job[0].blob.size)
-    if workers <= 1 or len(jobs) <= 1:
-        trees.update((layer.index, run(layer)) for layer, run in jobs)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="advisor-walk") as pool:
-            futures = [(layer.index, pool.submit(run, layer)) for layer, run in jobs]
-            try:
-                trees.update((index, f.result()) for index, f in futures)
-            finally:
-                for _, f in futures:
-                    f.cancel()
-    return [trees[layer.index] for layer in image.layers]
-
-
-def _identity(image: Image, layer: Layer) -> tuple[tuple[int | str, ...], float] | None:
-    """The blob file's identity (see ``layercache``) and the time it was taken, or None."""
-    identity = getattr(image.source, "blob_identity", None)
-    found = identity(layer.blob) if identity is not None else None
-    return (found, time.time()) if found is not None else None
-
-
-def _known_verified(image: Image, layer: Layer, cache: LayerCache | None) -> bool:
-    """Whether this very file (unchanged since) once hashed to the blob's digest."""
-    found = _identity(image, layer)
-    return cache is not None and found is not None and cache.was_verified(layer.blob.digest, found[0])
-
-
-def _note_verified(
-    image: Image, layer: Layer, cache: LayerCache, before: tuple[tuple[int | str, ...], float] | None
-) -> None:
-    """Record the blob's identity as hashed, when it was the same before and after the hash
-    and had not changed for ``RACY_SECONDS`` when the hash began."""
-    from advisor.oci.layercache import RACY_SECONDS
-
-    after = _identity(image, layer)
-    if before is None or after is None or before[0] != after[0]:
-        return
-    identity, began = before
-    ctime_ns = identity[4]
-    if isinstance(ctime_ns, int) and ctime_ns < (began - RACY_SECONDS) * 1e9:
-        cache.note_verified(layer.blob.digest, identity)
-
-
-def _hash_blob(image: Image, layer: Layer, tick: Callable[[int], None]) -> None:
-    """Read a blob to its end through the source's digest check (hashlib releases the GIL)."""
-    with image.source.open_blob(layer.blob) as raw:
-        while data := raw.read(_HASH_CHUNK):
-            tick(len(data))
+    """``walk_layer`` for an uncompressed tar in a seekable file of ``size`` bytes: the same
+    tree, with headers and captures read and every other content seeked over. It verifies
+    nothing: the caller hashes the blob beside it (``start_layers``)."""
+    what = f"layer {index}"
+    tree = LayerTree(index)
+    try:
+        _walk_chunks(SeekingReader(file, size, what), tree, capture, _Budget(capture_budget, what))
+    except AdvisorError:
+        raise
+    except (OSError, ValueError) as e:
+        raise BadInputError(f"{what} cannot be read: {e}", hint=CORRUPT_HINT) from e
+    return tree

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from advisor import __version__
 from advisor.errors import BuildError
 from advisor.oci.filetree import FileTree, merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, Entry, Image
-from advisor.oci.walk import read_layers
 from advisor.oci.writer import write_image
 from advisor.serve.contract import ServingFile, ServingFileError, read_serving
 from advisor.slim import layers as L

@@ -48,7 +48,7 @@ _WALK = """
 import json, sys, threading, time
 from advisor.oci import pump
 from advisor.oci.loader import open_image
-from advisor.oci.walk import _walk_one
+from advisor.oci.layers import _walk_one
 from advisor.advise.facts.capture import capture_for
 threads = {}
 run = pump.Pump._run

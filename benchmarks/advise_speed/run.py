@@ -69,9 +69,9 @@ with ThreadPoolExecutor(2) as pool:
 """
 
 
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True,
-                         check=True, env=env)
+                         check=True, env=env, cwd=cwd)
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -88,7 +88,9 @@ def advise(ref: str, out: Path, cache: Path, src: Path = ROOT) -> dict[str, Any]
     env = {**os.environ, "ADVISOR_CACHE": str(cache), "PYTHONPATH": str(src)}
     cmd = [sys.executable, "-c", "from advisor.cli.main import main; main()",
            "advise", ref, "--format", "json", "-o", str(out)]
-    m = measure(cmd, env)
+    # in src: ``python -c`` puts its working directory first on sys.path, before PYTHONPATH
+    # (run from this checkout, a baseline would import this checkout's advisor)
+    m = measure(cmd, env, cwd=src)
     if m["rc"] not in (0, 1):
         raise RuntimeError(f"advise failed: {m['stderr']}")
     report = json.loads(out.read_text())
@@ -279,7 +281,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     tmp = None if args.workdir else tempfile.mkdtemp(prefix="advise-speed-")
-    work = args.workdir or Path(str(tmp))
+    work = (args.workdir or Path(str(tmp))).resolve()  # the advise runs work in their checkout
     work.mkdir(parents=True, exist_ok=True)
     started = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg_start": os.getloadavg(),
                "repeat": args.repeat}
@@ -288,8 +290,8 @@ def main() -> None:
             archive_ref, oci = build_images(work, args.size)
             archive = Path(archive_ref.split(":", 1)[1])
         else:
-            archive, oci = args.archive, args.oci
-        results = run(archive, oci, work, args.repeat, args.baseline)
+            archive, oci = args.archive.resolve(), args.oci
+        results = run(archive, oci, work, args.repeat, args.baseline.resolve() if args.baseline else None)
         results["measured"] = {**started, "loadavg_end": os.getloadavg()}
     finally:
         if tmp is not None:

@@ -39,8 +39,9 @@ from hypothesis import strategies as st  # noqa: E402
 
 from advisor.advise.facts.capture import capture_for  # noqa: E402
 from advisor.errors import BadInputError  # noqa: E402
+from advisor.oci.layers import read_layers  # noqa: E402
 from advisor.oci.loader import open_image  # noqa: E402
-from advisor.oci.walk import read_layers, walk_layer  # noqa: E402
+from advisor.oci.walk import walk_layer  # noqa: E402
 from advisor.serve.app import RequestError, parse_texts  # noqa: E402
 from advisor.serve.settings import Settings  # noqa: E402
 from tests.security.craft import (  # noqa: E402

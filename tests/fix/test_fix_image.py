@@ -16,8 +16,8 @@ from advisor.errors import BadInputError, UsageError
 from advisor.fix import FixConfig, FixResult, run
 from advisor.fix.plan import parse_ids
 from advisor.oci.filetree import FileTree, merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
 from advisor.report.fix import render
 from tests.advise.test_advise_image import _history, _layers
 from tests.oci.helpers import make_image

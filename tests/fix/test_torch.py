@@ -9,8 +9,8 @@ import pytest
 
 from advisor.fix import FixConfig, FixResult, run
 from advisor.oci.filetree import FileTree, merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
 from tests.fix.torch_images import build_torch_image, cpu_wheel
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS
 

@@ -15,10 +15,10 @@ import pytest
 from advisor.advise.facts.capture import capture_for
 from advisor.errors import DigestMismatchError
 from advisor.oci.layercache import LayerCache, code_version
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Image
 from advisor.oci.tarball import FileSpec
-from advisor.oci.walk import read_layers
 from tests.oci.helpers import make_image
 from tests.security.craft import member, tar, write_layout
 
@@ -59,7 +59,7 @@ def test_a_hit_gives_what_the_walk_gave_without_walking_a_layer(
         def no_walk(*args: object, **kwargs: object) -> None:
             raise AssertionError("a hit must not walk its layer")
 
-        monkeypatch.setattr("advisor.oci.walk.walk_layer", no_walk)
+        monkeypatch.setattr("advisor.oci.layers.walk_layer", no_walk)
         assert _snapshot(image, cache) == uncached  # the hit: the same trees, only re-hashed
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in _entries(cache))
 
@@ -133,7 +133,7 @@ import sys
 from advisor.advise.facts.capture import capture_for
 from advisor.oci.layercache import LayerCache
 from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
+from advisor.oci.layers import read_layers
 cache = LayerCache("v1", __import__("pathlib").Path(sys.argv[2]))
 with open_image(sys.argv[1]) as image:
     for _ in range(15):

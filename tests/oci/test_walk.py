@@ -16,12 +16,13 @@ import pytest
 from advisor.errors import BadInputError, DigestMismatchError
 from advisor.oci.extract import extract_paths
 from advisor.oci.filetree import merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, EntryKind
 from advisor.oci.pump import detect_compression
 from advisor.oci.tar import normalise_path
 from advisor.oci.tarball import BuiltLayer, FileSpec, build_layer
-from advisor.oci.walk import read_layers, walk_layer
+from advisor.oci.walk import walk_layer
 from advisor.oci.writer import write_image
 from tests.oci.helpers import make_image
 

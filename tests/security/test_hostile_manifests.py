@@ -18,8 +18,8 @@ import pytest
 
 from advisor.advise.facts.capture import capture_for
 from advisor.errors import BadInputError, DigestMismatchError
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
 from tests.security.craft import (
     LAYER_GZIP,
     OCI_CONFIG,

@@ -18,8 +18,8 @@ import pytest
 
 from advisor.advise.facts.capture import capture_for
 from advisor.errors import AdvisorError
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
 from tests.security.craft import PY, REPO
 
 FRACTIONS = (0.05, 0.35, 0.65, 0.95)

@@ -16,10 +16,10 @@ import pytest
 
 from advisor.advise.facts.capture import capture_for
 from advisor.errors import AdvisorError, BadInputError, RegistryError
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Descriptor
 from advisor.oci.sources.registry import RegistryClient, RetryPolicy
-from advisor.oci.walk import read_layers
 from advisor.oci.writer import write_image
 from tests.registry_server import RegistryServer
 from tests.security.fault_proxy import Fault, FaultProxy, fault_proxy

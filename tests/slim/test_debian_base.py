@@ -62,8 +62,8 @@ def test_key_changes_with_the_sources() -> None:
 @NEEDS_ROOT_TOOLS
 def test_slim_base_keeps_python_and_drops_package_tools(debian_base: str) -> None:
     from advisor.oci.filetree import merge_layers
+    from advisor.oci.layers import read_layers
     from advisor.oci.loader import open_image
-    from advisor.oci.walk import read_layers
     from advisor.slim.debian_base import ensure_debian_base
 
     full, slim = ensure_debian_base("full"), ensure_debian_base("slim")

@@ -12,8 +12,8 @@ import pytest
 
 from advisor.errors import BuildError
 from advisor.oci.filetree import FileTree, merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
-from advisor.oci.walk import read_layers
 from advisor.oci.writer import write_image
 from advisor.slim.image import BuildConfig, BuildResult, build_serving_image
 from tests.slim.fixtures import NEEDS_ROOT_TOOLS

@@ -276,6 +276,19 @@ class FilesSource:
         if descriptor.digest in self.synthetic:
             data = io.BytesIO(self.synthetic[descriptor.digest])
             return open_verified(data, descriptor, f"blob {descriptor.digest}")
+        return open_verified(self._open_file(descriptor), descriptor, f"blob {descriptor.digest}")
+
+    def open_unverified(self, descriptor: Descriptor) -> io.RawIOBase | None:
+        """The blob's bytes as a seekable file, **not verified**: for a reader that seeks
+        over what it skips while ``open_blob`` hashes the same bytes beside it, and whose
+        results count only once that hash matched (``walk.start_layers``). None for a blob
+        advisor derived in memory."""
+        split_digest(descriptor.digest)
+        if descriptor.digest in self.synthetic:
+            return None
+        return self._open_file(descriptor)
+
+    def _open_file(self, descriptor: Descriptor) -> io.RawIOBase:
         name = self.blob_name(descriptor.digest)
         size = self.files.size(name)
         if size is None:
@@ -288,7 +301,7 @@ class FilesSource:
                 f"blob {descriptor.digest} in {self.what} is {size} bytes, its descriptor says {descriptor.size}",
                 hint="the image is corrupt or was tampered with; fetch or rebuild it",
             )
-        return open_verified(self.files.open(name), descriptor, f"blob {descriptor.digest}")
+        return self.files.open(name)
 
     def read_manifest(self, descriptor: Descriptor) -> bytes:
         check_small(descriptor, "manifest")

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from advisor.advise.facts.layers import LayerReport, analyze_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.tarball import BuiltLayer, FileSpec, LayerSpec
-from advisor.oci.walk import read_layers
 from advisor.oci.writer import write_image
 
 _VENV_DIVE = Path(sys.executable).parent / "dive"

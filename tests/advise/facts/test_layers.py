@@ -15,10 +15,10 @@ from advisor.advise.facts.layers import (
 )
 from advisor.oci.filetree import merge_layers
 from advisor.oci.filetree.dive import dive_efficiency
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import HistoryEntry
 from advisor.oci.tarball import FileSpec
-from advisor.oci.walk import read_layers
 from tests.oci.helpers import make_image
 
 BASE_LAYER = {

@@ -11,9 +11,10 @@ from advisor.advise.facts.secrets import find_secrets, redact, secret_capture
 from advisor.advise.rules.base import Finding, Severity
 from advisor.advise.rules.secrets import SecretsInLayers
 from advisor.oci.filetree import LayerTree, merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import Capture, Entry, EntryKind
-from advisor.oci.walk import CaptureFn, read_layers
+from advisor.oci.walk import CaptureFn
 from tests.oci.helpers import FileSpec, make_image
 
 # Fakes shaped like the real thing (AWS's own documentation example key, a made-up token).

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from advisor.oci.filetree import merge_layers
+from advisor.oci.layers import read_layers
 from advisor.oci.loader import open_image
 from advisor.oci.model import EntryKind
 from advisor.oci.tarball import BuiltLayer
-from advisor.oci.walk import read_layers
 from advisor.oci.writer import write_image
 from tests.oci.filetree.stacks import F, H, Layer, model, stacks, tar_of
 
