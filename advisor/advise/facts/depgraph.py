@@ -155,6 +155,7 @@ def _dist_edges(
     edges: list[Edge] = []
     missing: list[str] = []
     reqs = [r for r in (parse_requirement(s) for s in dist.requires) if r is not None]
+    by_extra: list[Requirement] = []  # what only an extra may pull in
     for r in reqs:
         if _applies(r, env, ""):
             target = canonicalize_name(r.name)
@@ -162,8 +163,13 @@ def _dist_edges(
                 edges.append(Edge(dist.key, target))
             else:
                 missing.append(target)
+        elif r.marker is not None and "extra" in str(r.marker):
+            # a marker that names no extra gives every extra the answer it gave "": only one
+            # that does can apply under an extra and not without (transformers: 90 extras x
+            # 200 requirements of marker evaluations otherwise)
+            by_extra.append(r)
     for extra in dist.extras:
-        wanted = [canonicalize_name(r.name) for r in reqs if _applies(r, env, extra) and not _applies(r, env, "")]
+        wanted = [canonicalize_name(r.name) for r in by_extra if _applies(r, env, extra)]
         if wanted and all(w in installed for w in wanted):
             edges.extend(Edge(dist.key, w, extra) for w in wanted)
     return edges, missing
