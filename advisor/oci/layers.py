@@ -22,7 +22,7 @@ from advisor.errors import BadInputError, DigestMismatchError
 from advisor.oci.filetree import LayerTree
 from advisor.oci.model import Image, Layer
 from advisor.oci.pump import detect_compression
-from advisor.oci.sources.verify import CHILD_MIN_BYTES, HashStopped, extent, hash_extent
+from advisor.oci.sources.verify import CHILD_MIN_BYTES, HashStopped, NoChild, extent, hash_extent
 from advisor.oci.walk import CaptureFn, seek_layer, walk_layer
 
 if TYPE_CHECKING:
@@ -327,9 +327,11 @@ def _hash_blob(
             with raw:
                 try:
                     hash_extent(where, layer.blob, f"blob {layer.blob.digest}", tick, stopped, nice)
+                    return
                 except HashStopped as e:
                     raise _Stopped(layer.blob.digest) from e
-                return
+                except NoChild:
+                    pass  # hashed below, on this thread
         if raw is not None:
             raw.close()
     buf = memoryview(bytearray(_HASH_CHUNK))

@@ -254,3 +254,16 @@ def test_a_blob_file_changed_while_it_was_read_is_not_cached(tmp_path: Path) -> 
         _blob(tmp_path, 0).chmod(0o600)
         read.verify()  # the bytes are the same: verified
         assert cache.get(image.layers[0]) is None and cache.get(image.layers[1]) is not None
+
+
+def test_without_an_interpreter_to_start_the_hash_runs_on_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(layers, "CHILD_MIN_BYTES", 0)
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-python"))
+    ref = make_image(tmp_path, LAYERS, "oci", "none")
+    with open_image(ref) as image:
+        assert len(read_layers(image)) == 2
+    _tamper(_blob(tmp_path, 0), bytes(range(256)))
+    with open_image(ref) as image, pytest.raises(DigestMismatchError):
+        read_layers(image)

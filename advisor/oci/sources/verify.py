@@ -200,6 +200,10 @@ print(done, h.hexdigest(), flush=True)
 CHILD_MIN_BYTES = 64 << 20  # smaller blobs hash on a thread: a process costs ~20 ms to start
 
 
+class NoChild(Exception):
+    """``hash_extent`` could not start its child: hash on a thread instead."""
+
+
 class HashStopped(Exception):
     """``hash_extent`` was told to stop before the blob's end: nothing is verified."""
 
@@ -232,11 +236,14 @@ def hash_extent(
             f"{what} is {size} bytes, its descriptor says {descriptor.size}",
             hint="the image is corrupt or was tampered with; fetch or rebuild it",
         )
-    proc = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _CHILD, str(fd), str(offset), str(size), algorithm,
-         str(nice)],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, pass_fds=(fd,), text=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _CHILD, str(fd), str(offset), str(size),
+             algorithm, str(nice)],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, pass_fds=(fd,), text=True,
+        )
+    except OSError as e:  # no interpreter to start (embedded, or out of processes)
+        raise NoChild(str(e)) from e
     assert proc.stdout is not None
     last, seen, actual = "", 0, ""
     try:
