@@ -57,6 +57,17 @@ PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("slack-token", re.compile(rb"\b(xox[abprs]-[A-Za-z0-9-]{10,})\b")),
     ("gcp-service-account", re.compile(rb"\"type\"\s*:\s*\"service_account\"")),
 )
+# A literal every match of each pattern contains (the aws secret's case-folded): a file
+# without it cannot match, and ``bytes.find`` rules it out ~20x faster than the regex scan.
+_NEEDS: dict[str, tuple[bytes, ...]] = {
+    "private-key": (b"PRIVATE KEY-----",),
+    "aws-access-key-id": (b"AKIA", b"ASIA"),
+    "aws-secret-access-key": (b"aws_secret_access_key",),
+    "github-token": (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"),
+    "huggingface-token": (b"hf_",),
+    "slack-token": (b"xoxa-", b"xoxb-", b"xoxp-", b"xoxr-", b"xoxs-"),
+    "gcp-service-account": (b"service_account",),
+}
 # KEY=value lines of a .env file, and Env entries, whose key names a secret.
 SECRET_KEY_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY",
                     "ACCESS_KEY", "CREDENTIAL", "AUTH")
@@ -139,7 +150,14 @@ def _looks_like_value(value: str) -> bool:
 def scan_text(data: bytes, env_style: bool) -> Iterator[tuple[str, str]]:
     """(kind, redacted value) of every secret in ``data``; ``env_style`` adds KEY=value lines."""
     seen: set[str] = set()
+    folded: bytes | None = None
     for kind, pattern in PATTERNS:
+        if kind == "aws-secret-access-key":
+            folded = data.lower() if folded is None else folded
+            if _NEEDS[kind][0] not in folded:
+                continue
+        elif kind in _NEEDS and not any(needle in data for needle in _NEEDS[kind]):
+            continue
         for m in pattern.finditer(data):
             raw = (m.group(1) if m.groups() and m.group(1) and kind != "private-key" else m.group(0))
             value = raw.decode("utf-8", "replace")

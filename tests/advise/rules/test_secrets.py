@@ -166,3 +166,27 @@ def test_advise_cli_reports_secrets_redacted(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120).stdout
     assert "sec-secrets-in-layers" in text or "secret" in text.lower()
     assert all(value not in text for value in SECRET_VALUES)
+
+
+SAMPLES = {
+    "private-key": b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n",
+    "aws-access-key-id": b"key = ASIAIOSFODNN7EXAMPLE\n",
+    "aws-secret-access-key": b"AWS_Secret_Access_Key: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'\n",
+    "github-token": b"token=ghs_" + b"a1B2" * 9 + b"\n",
+    "huggingface-token": b"HF=hf_" + b"Zq9" * 11 + b"\n",
+    "slack-token": b"SLACK xoxp-1234567890-abcdef\n",
+    "gcp-service-account": b'{"type" :  "service_account", "project_id": "p"}',
+}
+
+
+def test_every_pattern_is_found_past_its_prefilter() -> None:
+    """scan_text skips a pattern whose literal is absent: each kind still finds its sample,
+    with a lot of text around it, and a text holding none of the literals finds nothing."""
+    from advisor.advise.facts.secrets import PATTERNS, scan_text
+
+    assert set(SAMPLES) == {kind for kind, _ in PATTERNS}
+    filler = b"lorem ipsum dolor sit amet, " * 2000
+    for kind, sample in SAMPLES.items():
+        found = [k for k, _ in scan_text(filler + sample + filler, env_style=False)]
+        assert found == [kind], kind
+    assert list(scan_text(filler, env_style=False)) == []
