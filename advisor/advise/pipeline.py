@@ -65,7 +65,7 @@ def run(config: AdviseConfig) -> Advice:
             start_layers(image, capture=capture_for,
                          cache=capture_cache() if config.use_cache else None,
                          progress=lambda done, total: progress(done, total, "reading layers")) as read:
-        # An uncompressed local layer is still hashing here (walk.start_layers): the analysis
+        # An uncompressed local layer is still hashing here (layers.start_layers): the analysis
         # runs beside the hash, and nothing leaves before ``read.verify()`` says the bytes
         # analysed are the image's. A failure of the analysis on bytes that turn out tampered
         # is reported as the digest mismatch it is.

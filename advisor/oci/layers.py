@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from advisor.oci.layercache import LayerCache
 
 
-
 class _Counting:
     """A read-through stream that reports how many (compressed) bytes have gone by."""
 
@@ -52,7 +51,8 @@ def _walk_one(
     image: Image, layer: Layer, capture: CaptureFn | None, tick: Callable[[int], None],
     verify_diff_id: bool = False,
 ) -> LayerTree:
-    # an uncompressed blob is its tar: its verified digest already is the diff_id
+    # the diff_id is checked only where it is not the blob's digest: a compressed blob's tar
+    # is hashed against it, an uncompressed blob (its own tar) then shows the mismatch
     diff_id = layer.diff_id if verify_diff_id and layer.diff_id != layer.blob.digest else None
     with image.source.open_blob(layer.blob) as raw:
         try:
@@ -61,11 +61,12 @@ def _walk_one(
         except DigestMismatchError:
             raise
         except BadInputError as e:
-            raise BadInputError(f"{e.message} ({layer.blob.digest})", hint=e.hint) from e
+            raise _naming(layer, e) from e
 
 
-class _Stopped(Exception):
-    """A blob's hash was abandoned before its end (its layer's read is being given up)."""
+def _naming(layer: Layer, e: BadInputError) -> BadInputError:
+    """``e`` with the blob's digest at the end of its message."""
+    return BadInputError(f"{e.message} ({layer.blob.digest})", hint=e.hint)
 
 
 @dataclass(slots=True)
@@ -260,9 +261,9 @@ def _seek_one(
             return job, seek_layer(raw, layer.blob.size, layer.index, capture)
         except BadInputError as e:
             # the hash's verdict first: a tampered blob is a digest mismatch before a bad tar
-            with contextlib.suppress(_Stopped):
+            with contextlib.suppress(HashStopped):
                 job.future.result()
-            raise BadInputError(f"{e.message} ({layer.blob.digest})", hint=e.hint) from e
+            raise _naming(layer, e) from e
 
 
 def _peek(raw: Any, n: int) -> bytes:
@@ -301,8 +302,7 @@ def _note_verified(
     and had not changed for ``RACY_SECONDS`` when the hash began."""
     from advisor.oci.layercache import RACY_SECONDS
 
-    after = _identity(image, layer)
-    if before is None or after is None or before[0] != after[0]:
+    if before is None or not _unchanged(image, layer, before):
         return
     identity, began = before
     ctime_ns = identity[4]
@@ -315,28 +315,24 @@ def _hash_blob(
     nice: int = 0,
 ) -> None:
     """Read a blob to its end through the source's digest check; ``stop`` set: give up
-    (``_Stopped``), verifying nothing. A big blob in a local file is hashed by a child process
+    (``HashStopped``), verifying nothing. A big blob in a local file is hashed by a child process
     (``verify.hash_extent``: no GIL shared with the walk and the analysis beside it), any
     other through ``open_blob`` on this thread (hashlib releases the GIL) into one buffer."""
     stopped = stop.is_set if stop is not None else (lambda: False)
-    if layer.blob.size >= CHILD_MIN_BYTES:
-        opener = getattr(image.source, "open_unverified", None)
-        raw = opener(layer.blob) if opener is not None else None
-        where = extent(raw) if raw is not None else None
-        if raw is not None and where is not None:
-            with raw:
+    opener = getattr(image.source, "open_unverified", None)
+    raw = opener(layer.blob) if opener is not None and layer.blob.size >= CHILD_MIN_BYTES else None
+    if raw is not None:
+        with raw:
+            where = extent(raw)
+            if where is not None:
                 try:
                     hash_extent(where, layer.blob, f"blob {layer.blob.digest}", tick, stopped, nice)
                     return
-                except HashStopped as e:
-                    raise _Stopped(layer.blob.digest) from e
                 except NoChild:
                     pass  # hashed below, on this thread
-        if raw is not None:
-            raw.close()
     buf = memoryview(bytearray(_HASH_CHUNK))
     with image.source.open_blob(layer.blob) as f:
         while n := cast(io.BufferedReader, f).readinto(buf):
             tick(n)
             if stopped():
-                raise _Stopped(layer.blob.digest)
+                raise HashStopped(layer.blob.digest)

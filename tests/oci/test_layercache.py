@@ -174,10 +174,13 @@ def test_a_layer_that_fails_its_digest_is_never_stored(tmp_path: Path) -> None:
         assert cache.get(image.layers[1]) is None
 
 
-def test_a_compressed_layer_must_match_its_diff_id_to_be_stored(tmp_path: Path) -> None:
-    # the config names the tar of another layer: the blob verifies, its content does not
+@pytest.mark.parametrize("compress", [True, False], ids=["gzip", "uncompressed"])
+def test_a_layer_must_match_its_diff_id_to_be_stored(tmp_path: Path, compress: bool) -> None:
+    # the config names the tar of another layer: the blob verifies, its content does not (an
+    # uncompressed blob is walked by seeking: its diff_id must be its digest to be cached)
     real, claimed = tar(member("a", b"mine")), tar(member("a", b"someone else's"))
-    layout = write_layout(tmp_path / "lying", [real], config={
+    media = {} if compress else {"media_type": "application/vnd.oci.image.layer.v1.tar"}
+    layout = write_layout(tmp_path / "lying", [real], compress=compress, **media, config={
         "architecture": "amd64", "os": "linux", "config": {},
         "rootfs": {"type": "layers", "diff_ids": [_sha256(claimed)]}})
     cache = LayerCache("v1", tmp_path / "cache")
@@ -186,12 +189,12 @@ def test_a_compressed_layer_must_match_its_diff_id_to_be_stored(tmp_path: Path) 
         with pytest.raises(DigestMismatchError, match="diff_id"):
             read_layers(image, capture_for, cache=cache)
         assert cache.get(image.layers[0]) is None and not _entries(cache)
-    honest = write_layout(tmp_path / "honest", [real])
+    honest = write_layout(tmp_path / "honest", [real], compress=compress, **media)
     with open_image(honest.ref) as image:
         read_layers(image, capture_for, cache=cache)
         assert cache.get(image.layers[0]) is not None
-        assert gzip.decompress((tmp_path / "honest/blobs/sha256" / image.layers[0].blob.digest[7:])
-                               .read_bytes()) == real
+        blob = (tmp_path / "honest/blobs/sha256" / image.layers[0].blob.digest[7:]).read_bytes()
+        assert (gzip.decompress(blob) if compress else blob) == real
 
 
 def _sha256(data: bytes) -> str:

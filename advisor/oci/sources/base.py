@@ -281,7 +281,7 @@ class FilesSource:
     def open_unverified(self, descriptor: Descriptor) -> io.RawIOBase | None:
         """The blob's bytes as a seekable file, **not verified**: for a reader that seeks
         over what it skips while ``open_blob`` hashes the same bytes beside it, and whose
-        results count only once that hash matched (``walk.start_layers``). None for a blob
+        results count only once that hash matched (``layers.start_layers``). None for a blob
         advisor derived in memory."""
         split_digest(descriptor.digest)
         if descriptor.digest in self.synthetic:

@@ -205,7 +205,8 @@ class NoChild(Exception):
 
 
 class HashStopped(Exception):
-    """``hash_extent`` was told to stop before the blob's end: nothing is verified."""
+    """A blob's hash was told to stop before the blob's end (``hash_extent``, or the thread
+    hash of ``layers._hash_blob``): nothing is verified."""
 
 
 def extent(raw: object) -> tuple[int, int, int] | None:
